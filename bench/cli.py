@@ -1,0 +1,159 @@
+"""The `bench` command line. Flags override bench.toml; bad input is one line, exit 2."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bench.errors import BenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Benchmark training-free diversity methods for diffusion models.")
+train_app = typer.Typer(no_args_is_help=True, help="Train the embedded models.")
+app.add_typer(train_app, name="train")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="bench.toml to read")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="digits, digits-gmm or module:factory")]
+MethodsOpt = Annotated[str | None, typer.Option("--methods", help="comma-separated, e.g. spell,pg")]
+PromptsOpt = Annotated[
+    str | None, typer.Option("--prompts", help="a count (3) or comma-separated ids (0,7 or 7,)")
+]
+SamplesOpt = Annotated[int | None, typer.Option("--samples", help="samples per prompt")]
+BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="samples per batch")]
+StepsOpt = Annotated[int | None, typer.Option("--steps", help="sampling steps")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="run seed")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="parent folder of run directories")]
+NameOpt = Annotated[str | None, typer.Option("--name", help="run directory name")]
+GuidanceOpt = Annotated[float | None, typer.Option("--guidance", help="CFG weight (1 = off)")]
+SchedulerOpt = Annotated[str | None, typer.Option("--scheduler", help="native, ddpm or ddim")]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="torch threads per process")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 ...")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="replace a run made by another config")]
+
+
+def _prompts(spec: str | None):
+    if spec is None:
+        return None
+    spec = spec.strip()
+    if spec.isdigit():
+        return int(spec)
+    if spec == "all":
+        return spec
+    return [p for p in spec.split(",") if p]
+
+
+def _config(config, model, methods, prompts, samples, batch_size, steps, seed, out, name,
+            guidance, scheduler, threads, device):
+    from bench.config import load_config
+
+    overrides = {
+        "model": model,
+        "methods": methods.split(",") if methods else None,
+        "prompts": _prompts(prompts),
+        "samples": samples,
+        "batch_size": batch_size,
+        "steps": steps,
+        "seed": seed,
+        "out": out,
+        "name": name,
+        "guidance": guidance,
+        "scheduler": scheduler,
+        "threads": threads,
+        "device": device,
+    }
+    return load_config(config, overrides)
+
+
+def _generate(cfg, force: bool):
+    from bench.generate import generate
+
+    start = time.perf_counter()
+    run = generate(cfg, force=force)
+    manifest = run.manifest() or {}
+    images = manifest.get("images_generated", 0)
+    seconds = time.perf_counter() - start
+    rate = images / seconds if seconds > 0 else 0.0
+    typer.echo(f"generated {images} images in {seconds:.1f} s ({rate:.1f} images/s) -> {run.path}")
+    return run
+
+
+def _report(run_path: Path) -> None:
+    from reports.grids import write_grids
+
+    paths = write_grids(run_path)
+    typer.echo(f"grids: {paths[-1]}")
+
+
+@app.command()
+def generate(config: ConfigOpt = None, model: ModelOpt = None, methods: MethodsOpt = None,
+             prompts: PromptsOpt = None, samples: SamplesOpt = None, batch_size: BatchOpt = None,
+             steps: StepsOpt = None, seed: SeedOpt = None, out: OutOpt = None,
+             name: NameOpt = None, guidance: GuidanceOpt = None, scheduler: SchedulerOpt = None,
+             threads: ThreadsOpt = None, device: DeviceOpt = None, force: ForceOpt = False):
+    """Generate samples for every method-config and prompt (resumes an existing run)."""
+    cfg = _config(config, model, methods, prompts, samples, batch_size, steps, seed, out, name,
+                  guidance, scheduler, threads, device)
+    _generate(cfg, force)
+
+
+@app.command()
+def run(config: ConfigOpt = None, model: ModelOpt = None, methods: MethodsOpt = None,
+        prompts: PromptsOpt = None, samples: SamplesOpt = None, batch_size: BatchOpt = None,
+        steps: StepsOpt = None, seed: SeedOpt = None, out: OutOpt = None, name: NameOpt = None,
+        guidance: GuidanceOpt = None, scheduler: SchedulerOpt = None, threads: ThreadsOpt = None,
+        device: DeviceOpt = None, force: ForceOpt = False):
+    """Generate, score and report in one go (the default: digits, none vs SPELL)."""
+    cfg = _config(config, model, methods, prompts, samples, batch_size, steps, seed, out, name,
+                  guidance, scheduler, threads, device)
+    run_dir = _generate(cfg, force)
+    _report(run_dir.path)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")]):
+    """Draw the report of a run (image grids)."""
+    if not (run_dir / "manifest.json").exists():
+        raise BenchError(f"{run_dir} is not a run directory (no manifest.json)")
+    _report(run_dir)
+
+
+@app.command("list")
+def list_(what: Annotated[str, typer.Argument(help="models or methods")] = "methods"):
+    """List models or methods (with their parameters and defaults)."""
+    if what == "models":
+        from bench.models.registry import MODELS
+
+        for name, (_, description) in MODELS.items():
+            typer.echo(f"{name:12s} {description}")
+    elif what == "methods":
+        from methods.registry import available
+
+        for name, cls in available().items():
+            fields = cls.Config.model_fields
+            params = ", ".join(f"{k}={f.default!r}" for k, f in fields.items())
+            typer.echo(f"{name:8s} {params}")
+    else:
+        raise BenchError(f"cannot list {what!r}: use `bench list models` or `bench list methods`")
+
+
+@train_app.command("digits")
+def train_digits(out: Annotated[Path | None, typer.Option(help="weights file")] = None,
+                 seed: Annotated[int, typer.Option(help="training seed")] = 0):
+    """Retrain the embedded digits UNet (the committed weights come from this)."""
+    from bench.models.digits import WEIGHTS
+    from bench.train_digits import train_digits_unet
+
+    summary = train_digits_unet(out or WEIGHTS, seed=seed)
+    typer.echo(f"trained digits UNet: {summary}")
+
+
+def main() -> None:
+    try:
+        app()
+    except BenchError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)

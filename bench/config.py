@@ -1,0 +1,75 @@
+"""bench.toml: the run settings and each method's hyperparameters (lists are sweeps)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bench.errors import BenchError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "bench.toml"
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("digits", min_length=1, description="run directory name under `out`")
+    out: Path = Field(Path("runs"), description="parent folder of run directories")
+    model: str = "digits"
+    methods: list[str] = Field(default_factory=lambda: ["none", "spell"])
+    prompts: int | list[str] | str = Field("all", description="'all', a count, or ids")
+    samples: int = Field(32, gt=0, description="samples per prompt")
+    batch_size: int = Field(8, gt=0)
+    steps: int | None = Field(None, gt=0, description="default: the model's")
+    guidance: float | None = Field(None, description="CFG weight w (1 = none); default: the model's")
+    scheduler: str = "native"
+    seed: int = 0
+    threads: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), gt=0)
+    device: str = "cpu"
+
+
+class BenchConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run: RunConfig = Field(default_factory=RunConfig)
+    method: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def hash(self) -> str:
+        """Identity of what gets generated: every setting except where it is written."""
+        data = self.model_dump(mode="json")
+        data["run"].pop("out")
+        data["run"].pop("name")
+        data["run"].pop("threads")
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _first_error(err: ValidationError) -> str:
+    e = err.errors()[0]
+    where = ".".join(str(p) for p in e["loc"])
+    return f"{where}: {e['msg']}"
+
+
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> BenchConfig:
+    """Read bench.toml (or the packaged default), then apply command-line overrides."""
+    if path is None:
+        path = Path("bench.toml") if Path("bench.toml").exists() else DEFAULT_CONFIG
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise BenchError(f"malformed config {path}: {err}") from err
+    elif path != DEFAULT_CONFIG:
+        raise BenchError(f"config file {path} not found")
+    run = {**data.get("run", {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    data["run"] = run
+    try:
+        return BenchConfig(**data)
+    except ValidationError as err:
+        raise BenchError(f"invalid config {path}: {_first_error(err)}") from err

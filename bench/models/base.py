@@ -1,0 +1,107 @@
+"""The model-adapter protocol that the sampler drives (DESIGN.md, "The sampling core").
+
+An adapter hides how one family of networks is called. The sampler only needs:
+the latent shape, conditioning tensors for prompts and for the null prompt, one
+network call turned into an x0 prediction, a fresh native diffusers scheduler,
+and decode (latents -> images in [0, 1]).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from diffusers import SchedulerMixin
+
+from bench.schedules import noise_level
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One work item's condition: a class label, a caption, or both."""
+
+    id: str
+    text: str
+    label: int | None = None
+
+
+class ModelAdapter(ABC):
+    """Subclass per model family. `prediction_type` is the network's output:
+    "epsilon", "v_prediction", "sample" (x0) or "flow" (velocity eps - x0)."""
+
+    name: str = "model"
+    latent_shape: tuple[int, ...] = ()
+    prediction_type: str = "epsilon"
+    default_guidance: float = 1.0
+    default_steps: int = 50
+    default_scheduler: str = "native"
+    device: torch.device = torch.device("cpu")
+    dtype: torch.dtype = torch.float32
+
+    @abstractmethod
+    def prompts(self) -> list[Prompt]:
+        """Every prompt the model offers by default (classes for class models)."""
+
+    @abstractmethod
+    def make_scheduler(self, kind: str = "native") -> SchedulerMixin:
+        """A fresh scheduler (schedulers are stateful: one per batch)."""
+
+    @abstractmethod
+    def condition(self, prompts: list[Prompt]) -> torch.Tensor:
+        """Conditioning tensor for a batch of prompts (methods may change it)."""
+
+    @abstractmethod
+    def null_condition(self, n: int) -> torch.Tensor:
+        """Conditioning tensor of the null prompt, batch of n."""
+
+    @abstractmethod
+    def predict(self, x_t: torch.Tensor, timestep: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """One network call; returns the raw output in `prediction_type`."""
+
+    def decode(self, x0: torch.Tensor) -> torch.Tensor:
+        """Latents -> images in [0, 1], (N, C, H, W). Pixel models: [-1, 1] -> [0, 1]."""
+        return ((x0 + 1.0) / 2.0).clamp(0.0, 1.0)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] -> the space the model diffuses in."""
+        return images * 2.0 - 1.0
+
+    def x0(
+        self,
+        x_t: torch.Tensor,
+        timestep: torch.Tensor,
+        cond: torch.Tensor,
+        scheduler: SchedulerMixin,
+        step_index: int,
+    ) -> torch.Tensor:
+        """One network call converted to an x0 prediction."""
+        out = self.predict(scheduler.scale_model_input(x_t, timestep), timestep, cond)
+        alpha, sigma = noise_level(scheduler, step_index, timestep)
+        return output_to_x0(out, x_t, alpha, sigma, self.prediction_type)
+
+
+def output_to_x0(out, x_t, alpha, sigma, prediction_type: str) -> torch.Tensor:
+    if prediction_type == "epsilon":
+        return (x_t - sigma * out) / alpha
+    if prediction_type == "v_prediction":
+        return alpha * x_t - sigma * out
+    if prediction_type == "sample":
+        return out
+    if prediction_type == "flow":
+        return x_t - sigma * out
+    raise ValueError(f"unknown prediction type {prediction_type!r}")
+
+
+def x0_to_output(x0, x_t, alpha, sigma, prediction_type: str) -> torch.Tensor:
+    """Inverse of `output_to_x0` for fixed x_t (affine, so CFG commutes with it)."""
+    if prediction_type == "epsilon":
+        return (x_t - alpha * x0) / sigma
+    if prediction_type == "v_prediction":
+        eps = (x_t - alpha * x0) / sigma
+        return alpha * eps - sigma * x0
+    if prediction_type == "sample":
+        return x0
+    if prediction_type == "flow":
+        return (x_t - x0) / sigma
+    raise ValueError(f"unknown prediction type {prediction_type!r}")

@@ -1,0 +1,112 @@
+"""The DiversityMethod interface: hooks into the one sampling loop of bench/sampler.
+
+Every hook is a no-op by default, so a method overrides only what it changes:
+`condition` (CADS), `guidance` (interval guidance, CFG sweep), `correct`
+(SPELL, particle guidance, an x0-space correction), and the per-prompt /
+per-batch lifecycle `begin_prompt` / `end_batch` (SPELL's inter-batch shields).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+
+@dataclass(frozen=True)
+class Step:
+    """Where the sampler is: step `index` of `num_steps` at scheduler timestep `timestep`.
+
+    `t` is the scheduler's own time in [0, 1] (1 = noise); alpha and sigma are the
+    forward-process coefficients of x_t = alpha x0 + sigma eps at this step's start.
+    """
+
+    index: int
+    num_steps: int
+    timestep: Any
+    t: float
+    alpha: float
+    sigma: float
+
+    @property
+    def edm_sigma(self) -> float:
+        """The EDM noise level s_t = sigma_t / alpha_t."""
+        return self.sigma / self.alpha
+
+    @property
+    def progress_t(self) -> float:
+        """t = 1 - step / num_steps, the step-count time CADS is defined on."""
+        return 1.0 - self.index / self.num_steps
+
+
+@dataclass
+class BatchContext:
+    """What a method may know about the batch being sampled."""
+
+    prompt_id: str
+    batch_index: int
+    sample_indices: list[int]
+    seeds: list[int]
+    device: torch.device
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def side_generators(self, stream: str) -> list[torch.Generator]:
+        """Per-sample generators for a method's own randomness, independent of the
+        sampler's noise stream (so every method sees the same step noise)."""
+        from bench.seeding import derive_seed
+
+        return [
+            torch.Generator(device="cpu").manual_seed(derive_seed(s, stream)) for s in self.seeds
+        ]
+
+
+class MethodConfig(BaseModel):
+    """Typed hyperparameters; subclasses add fields. Unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DiversityMethod:
+    """Base class: a method is one file that subclasses this and registers itself."""
+
+    name: ClassVar[str] = "base"
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+
+    def __init__(self, config: MethodConfig | None = None) -> None:
+        self.config = config if config is not None else self.Config()
+
+    @property
+    def id(self) -> str:
+        """A stable, readable id of this method-config, e.g. `spell-r2-l1.6`."""
+        return self.name
+
+    def params(self) -> dict[str, Any]:
+        return self.config.model_dump()
+
+    def begin_prompt(self, prompt_id: str, device: torch.device) -> None:
+        """Called before the first batch of each prompt."""
+
+    def condition(self, step: Step, cond: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
+        return cond
+
+    def uncondition(self, step: Step, uncond: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
+        return uncond
+
+    def guidance(self, step: Step, w: float, ctx: BatchContext) -> float:
+        return w
+
+    def correct(
+        self, step: Step, x_t: torch.Tensor, x0_hat: torch.Tensor, ctx: BatchContext
+    ) -> torch.Tensor | None:
+        """An x0-space correction delta (same shape as x0_hat), or None for none."""
+        return None
+
+    def end_batch(self, x0: torch.Tensor, ctx: BatchContext) -> None:
+        """Called with the batch's final outputs (in the model's diffusion space)."""
+
+
+def format_number(x: float) -> str:
+    """Compact, stable number formatting for method ids: 2.0 -> '2', 0.25 -> '0.25'."""
+    return f"{x:g}"
