@@ -27,7 +27,9 @@ class RunConfig(BaseModel):
     samples: int = Field(32, gt=0, description="samples per prompt")
     batch_size: int = Field(8, gt=0)
     steps: int | None = Field(None, gt=0, description="default: the model's")
-    guidance: float | None = Field(None, description="CFG weight w (1 = none); default: the model's")
+    guidance: float | None = Field(
+        None, description="CFG weight w (1 = none); default: the model's"
+    )
     scheduler: str = "native"
     seed: int = 0
     threads: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), gt=0)

@@ -9,7 +9,7 @@ import torch
 
 from bench.config import BenchConfig
 from bench.errors import BenchError
-from bench.loop import run_generation
+from bench.loop import Launch, is_global_zero, run_generation
 from bench.models.base import ModelAdapter, Prompt
 from bench.models.registry import load_model
 from bench.run_dir import RunDir
@@ -53,8 +53,13 @@ def run_path(config: BenchConfig) -> Path:
     return Path(config.run.out) / config.run.name
 
 
-def generate(config: BenchConfig, force: bool = False, progress: bool = True) -> RunDir:
+def generate(
+    config: BenchConfig, force: bool = False, progress: bool = True, launch: Launch | None = None
+) -> RunDir:
+    """Generate what the run directory lacks. Under multi-process launchers every rank
+    runs this; only rank 0 prepares the directory and writes the manifest."""
     torch.set_num_threads(config.run.threads)
+    zero = is_global_zero()
     methods = select_methods(config)
     model = load_model(config.run.model, device=config.run.device)
     prompts = select_prompts(model, config.run.prompts)
@@ -65,17 +70,44 @@ def generate(config: BenchConfig, force: bool = False, progress: bool = True) ->
     )
     model.make_scheduler(settings.scheduler)  # fail early on an unknown scheduler
     run = RunDir(run_path(config))
-    run.prepare(config, force=force)
-    run.write_manifest(config, "generating", guidance=settings.guidance, steps=settings.steps)
-    for method in methods:
-        run.write_method_info(method.id, {"id": method.id, "method": method.name,
-                                          "params": method.config.model_dump(mode="json")})
+    details = {
+        "guidance": settings.guidance,
+        "steps": settings.steps,
+        "method_ids": [m.id for m in methods],
+        "prompt_ids": [p.id for p in prompts],
+    }
+    if zero:
+        run.prepare(config, force=force)
+        run.write_manifest(config, "generating", **details)
+        for method in methods:
+            run.write_method_info(
+                method.id,
+                {
+                    "id": method.id,
+                    "method": method.name,
+                    "params": method.config.model_dump(mode="json"),
+                },
+            )
     start = time.perf_counter()
-    ran = run_generation(run, model, methods, prompts, settings, config.run.samples,
-                         config.run.batch_size, config.run.seed, progress=progress)
+    ran = run_generation(
+        run,
+        model,
+        methods,
+        prompts,
+        settings,
+        config.run.samples,
+        config.run.batch_size,
+        config.run.seed,
+        launch,
+        progress,
+    )
     seconds = time.perf_counter() - start
-    images = ran * config.run.samples
-    run.write_manifest(config, "generated", guidance=settings.guidance, steps=settings.steps,
-                       method_ids=[m.id for m in methods], prompt_ids=[p.id for p in prompts],
-                       generation_seconds=round(seconds, 3), images_generated=images)
+    if zero:
+        run.write_manifest(
+            config,
+            "generated",
+            **details,
+            generation_seconds=round(seconds, 3),
+            images_generated=ran * config.run.samples,
+        )
     return run

@@ -8,13 +8,16 @@ that). The writer callback saves each finished item atomically.
 from __future__ import annotations
 
 import logging
+import os
+from dataclasses import dataclass
 
 import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
+from bench.errors import BenchError
 from bench.models.base import ModelAdapter, Prompt
-from bench.run_dir import RunDir, atomic_save_npz
+from bench.run_dir import RunDir
 from bench.sampler import SamplingSettings, generate_prompt
 from methods.base import DiversityMethod
 
@@ -52,13 +55,30 @@ class GenerationTask(L.LightningModule):
         self.sample_batch_size = batch_size
         self.seed = seed
 
+    def on_predict_start(self) -> None:
+        self.adapter.to(self.device)
+
     def predict_step(self, item: tuple[int, Prompt], batch_idx: int):
         method_index, prompt = item
         method = self.methods[method_index]
         arrays = generate_prompt(
-            self.adapter, method, prompt, self.samples, self.sample_batch_size, self.seed,
+            self.adapter,
+            method,
+            prompt,
+            self.samples,
+            self.sample_batch_size,
+            self.seed,
             self.settings,
         )
+        if self.logger:
+            seconds = float(arrays["seconds"].sum())
+            self.logger.log_metrics(
+                {
+                    "images_per_second": len(arrays["seconds"]) / max(seconds, 1e-9),
+                    "nfe_per_image": float(arrays["nfe"].mean()),
+                },
+                step=self.global_rank * 1_000_000 + batch_idx,
+            )
         return method.id, prompt.id, arrays
 
 
@@ -67,10 +87,59 @@ class SampleWriter(BasePredictionWriter):
         super().__init__(write_interval="batch")
         self.run = run
 
-    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
-                           dataloader_idx=0):
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0
+    ):
         method_id, prompt_id, arrays = prediction
-        atomic_save_npz(self.run.sample_file(method_id, prompt_id), arrays)
+        self.run.save_prompt(method_id, prompt_id, arrays)
+
+
+@dataclass
+class Launch:
+    """Lightning's own process settings: one CPU, many GPUs or a SLURM cluster."""
+
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str | None = None
+    logger: str = "csv"
+
+
+def is_global_zero() -> bool:
+    """True in the launching process (or rank 0 under torchrun / SLURM)."""
+    return all(int(os.environ.get(k, 0)) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
+def make_logger(kind: str, run: RunDir):
+    from lightning.pytorch import loggers
+
+    if kind == "none":
+        return False
+    if kind == "csv":
+        return loggers.CSVLogger(run.path, name="logs", version="")
+    if kind == "tensorboard":
+        return loggers.TensorBoardLogger(run.path, name="logs", version="")
+    if kind == "wandb":
+        return loggers.WandbLogger(save_dir=run.path, name=run.path.name)
+    raise BenchError(f"unknown logger {kind!r}: use csv, tensorboard, wandb or none")
+
+
+def make_trainer(run: RunDir, launch: Launch, callbacks: list, progress: bool) -> L.Trainer:
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    return L.Trainer(
+        accelerator=launch.accelerator,
+        devices=launch.devices,
+        num_nodes=launch.num_nodes,
+        strategy=launch.strategy,
+        precision=launch.precision,
+        logger=make_logger(launch.logger, run),
+        callbacks=callbacks,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        inference_mode=False,
+    )
 
 
 def run_generation(
@@ -82,9 +151,13 @@ def run_generation(
     samples: int,
     batch_size: int,
     seed: int,
+    launch: Launch | None = None,
     progress: bool = True,
 ) -> int:
-    """Generate every incomplete (method, prompt) item; returns how many ran."""
+    """Generate every incomplete (method, prompt) item; returns how many this run did.
+
+    Every rank computes the same to-do list (before any rank writes), and
+    Lightning's unrepeated distributed sampler gives each item to one rank."""
     todo = [
         (m, p)
         for m, method in enumerate(methods)
@@ -93,17 +166,9 @@ def run_generation(
     ]
     if not todo:
         return 0
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     task = GenerationTask(model, methods, settings, samples, batch_size, seed)
-    trainer = L.Trainer(
-        accelerator="cpu" if model.device.type == "cpu" else "auto",
-        devices=1,
-        logger=False,
-        callbacks=[SampleWriter(run)],
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        inference_mode=False,
-    )
+    trainer = make_trainer(run, launch or Launch(), [SampleWriter(run)], progress)
     loader = DataLoader(WorkItems(todo), batch_size=1, collate_fn=_single)
     trainer.predict(task, loader, return_predictions=False)
-    return len(todo)
+    trainer.strategy.barrier()
+    return len(todo) if trainer.is_global_zero else 0

@@ -6,11 +6,13 @@ renamed), so a killed run never leaves a file that reads as finished.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
 import subprocess
 import tempfile
+import zipfile
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -41,16 +43,19 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An .npz that np.load reads, with fixed zip timestamps: equal arrays give equal bytes."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as archive:
+        for name, value in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
+    return buf.getvalue()
+
+
 def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, npz_bytes(arrays))
 
 
 def _git_sha() -> str | None:
@@ -96,6 +101,18 @@ class RunDir:
 
     def sample_file(self, method_id: str, prompt_id: str) -> Path:
         return self.samples / method_id / f"{prompt_id}.npz"
+
+    def time_file(self, method_id: str, prompt_id: str) -> Path:
+        return self.samples / method_id / f"{prompt_id}.time.json"
+
+    def save_prompt(self, method_id: str, prompt_id: str, arrays: dict[str, np.ndarray]) -> None:
+        """Wall times go beside the samples (they differ run to run); the .npz holds only
+        what is reproducible, byte for byte, and is written last: it marks completion."""
+        arrays = dict(arrays)
+        seconds = arrays.pop("seconds")
+        times = {"seconds_per_image": [round(float(x), 6) for x in seconds]}
+        atomic_write_text(self.time_file(method_id, prompt_id), json.dumps(times))
+        atomic_save_npz(self.sample_file(method_id, prompt_id), arrays)
 
     def is_complete(self, method_id: str, prompt_id: str) -> bool:
         return self.sample_file(method_id, prompt_id).exists()

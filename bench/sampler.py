@@ -154,7 +154,9 @@ def generate_prompt(
         "latents": np.concatenate([r.x0.float().cpu().numpy() for _, _, r in parts]),
         "sample_index": np.concatenate([np.asarray(i, np.int64) for i, _, _ in parts]),
         "seeds": np.concatenate([np.asarray(s, np.int64) for _, s, _ in parts]),
-        "batch": np.concatenate([np.full(len(i), b, np.int64) for b, (i, _, _) in enumerate(parts)]),
+        "batch": np.concatenate(
+            [np.full(len(i), b, np.int64) for b, (i, _, _) in enumerate(parts)]
+        ),
         "nfe": np.concatenate([r.nfe for _, _, r in parts]),
         "seconds": np.concatenate([np.full(len(i), r.seconds / len(i)) for i, _, r in parts]),
         "trace_t": parts[0][2].trace_t,

@@ -22,7 +22,9 @@ def _cell(image: np.ndarray, size: int, changed: bool, border: int) -> Image.Ima
     """One sample (H, W, C) uint8 upscaled to `size`, framed orange if changed."""
     img = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).convert("RGB")
     img = img.resize((size, size), Image.NEAREST)
-    framed = Image.new("RGB", (size + 2 * border, size + 2 * border), ORANGE if changed else BACKGROUND)
+    framed = Image.new(
+        "RGB", (size + 2 * border, size + 2 * border), ORANGE if changed else BACKGROUND
+    )
     framed.paste(img, (border, border))
     return framed
 

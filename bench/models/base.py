@@ -56,8 +56,18 @@ class ModelAdapter(ABC):
         """Conditioning tensor of the null prompt, batch of n."""
 
     @abstractmethod
-    def predict(self, x_t: torch.Tensor, timestep: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def predict(
+        self, x_t: torch.Tensor, timestep: torch.Tensor, cond: torch.Tensor
+    ) -> torch.Tensor:
         """One network call; returns the raw output in `prediction_type`."""
+
+    def to(self, device: torch.device | str) -> ModelAdapter:
+        """Move the networks (attributes that are modules) to `device`."""
+        self.device = torch.device(device)
+        for value in vars(self).values():
+            if isinstance(value, torch.nn.Module):
+                value.to(self.device)
+        return self
 
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
         """Latents -> images in [0, 1], (N, C, H, W). Pixel models: [-1, 1] -> [0, 1]."""

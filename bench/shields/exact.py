@@ -53,7 +53,7 @@ class ExactShieldSet(ShieldSet):
         found = []
         for start in range(0, len(self), self.chunk):
             block = self._data[start : start + self.chunk].float()
-            sq = (q_sq + self._sq_norms[start : start + self.chunk] - 2.0 * q @ block.T)
+            sq = q_sq + self._sq_norms[start : start + self.chunk] - 2.0 * q @ block.T
             rows, cols = torch.nonzero(sq < slack, as_tuple=True)
             if rows.numel():
                 dist = (q[rows] - block[cols]).norm(dim=1)
