@@ -134,6 +134,8 @@ class RunDir:
 
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
+        for stale in self.path.glob("samples/*/.*.tmp"):  # left by a killed run
+            stale.unlink()
         config_text = tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
         atomic_write_text(self.path / "config.toml", config_text)
 
