@@ -120,10 +120,11 @@ def _generate(cfg, force: bool, launch):
 
 
 def _report(run_path: Path) -> None:
-    from reports.grids import write_grids
+    from reports.build import build_report
 
-    paths = write_grids(run_path)
-    typer.echo(f"grids: {paths[-1]}")
+    start = time.perf_counter()
+    index = build_report(run_path)
+    typer.echo(f"report in {time.perf_counter() - start:.1f} s: {index}")
 
 
 @app.command()
@@ -222,9 +223,7 @@ def run(
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")]):
-    """Draw the report of a run (image grids)."""
-    if not (run_dir / "manifest.json").exists():
-        raise BenchError(f"{run_dir} is not a run directory (no manifest.json)")
+    """Draw the report of a scored run: Pareto fronts, sparsity, grids, tables, HTML."""
     _report(run_dir)
 
 
@@ -237,12 +236,10 @@ def list_(what: Annotated[str, typer.Argument(help="models or methods")] = "meth
         for name, (_, description) in MODELS.items():
             typer.echo(f"{name:12s} {description}")
     elif what == "methods":
-        from methods.registry import available
+        from methods.registry import describe_methods
 
-        for name, cls in available().items():
-            fields = cls.Config.model_fields
-            params = ", ".join(f"{k}={f.default!r}" for k, f in fields.items())
-            typer.echo(f"{name:8s} {params}")
+        for line in describe_methods():
+            typer.echo(line)
     else:
         raise BenchError(f"cannot list {what!r}: use `bench list models` or `bench list methods`")
 

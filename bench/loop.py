@@ -58,6 +58,10 @@ class GenerationTask(L.LightningModule):
     def on_predict_start(self) -> None:
         self.adapter.to(self.device)
 
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        # A work item holds no tensors, and Lightning cannot rebuild a frozen Prompt.
+        return batch
+
     def predict_step(self, item: tuple[int, Prompt], batch_idx: int):
         method_index, prompt = item
         method = self.methods[method_index]

@@ -4,8 +4,10 @@ group `spellbench.methods`, and `module:Class` names given on the command line."
 from __future__ import annotations
 
 import importlib
+import inspect
 import itertools
 import pkgutil
+import sys
 import typing
 from importlib.metadata import entry_points
 from typing import Any
@@ -34,7 +36,12 @@ def _load_builtins() -> None:
 
 def _load_entry_points() -> None:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        cls = ep.load()
+        try:
+            cls = ep.load()
+        except Exception as err:  # a broken plugin is one line, not a traceback
+            raise BenchError(f"cannot load method plugin {ep.name!r} ({ep.value}): {err}") from err
+        if not (isinstance(cls, type) and issubclass(cls, DiversityMethod)):
+            raise BenchError(f"method plugin {ep.name!r} ({ep.value}) is not a DiversityMethod")
         _REGISTRY.setdefault(ep.name, cls)
 
 
@@ -99,3 +106,35 @@ def expand(name: str, params: dict[str, Any] | None = None) -> list[DiversityMet
             raise BenchError(f"bad parameters for method {name!r}: {' '.join(first[:3])}") from err
         configs.append(cls(config))
     return configs
+
+
+def _toml_value(value: Any) -> str:
+    """A default as it would be written in bench.toml."""
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
+
+
+def _summary(cls: type[DiversityMethod]) -> str:
+    doc = inspect.cleandoc(cls.__doc__ or sys.modules[cls.__module__].__doc__ or "")
+    return doc.splitlines()[0] if doc else ""
+
+
+def describe_methods() -> list[str]:
+    """`bench list methods`: each method's one-line summary, then its parameters with
+    their defaults (as bench.toml would spell them) and descriptions."""
+    lines = []
+    for name, cls in available().items():
+        lines.append(f"{name:8s} {_summary(cls)}")
+        fields = cls.Config.model_fields
+        width = max((len(k) + len(_toml_value(f.default)) for k, f in fields.items()), default=0)
+        for key, field in fields.items():
+            setting = f"{key} = {_toml_value(field.default)}"
+            lines.append(f"    {setting:{width + 3}s}  {field.description or ''}".rstrip())
+    return lines

@@ -1,0 +1,99 @@
+"""CADS, condition-annealed sampling (Sadat et al., ICLR 2024; v0xie/sd-webui-cads).
+
+With t = 1 - step / num_steps and
+    gamma(t) = 1 if t <= tau1;  (tau2 - t) / (tau2 - tau1) if tau1 < t < tau2;  0 if t >= tau2,
+every step noises the *clean* embedding y (never the previous step's noisy one):
+    y_hat = sqrt(gamma) y + s sqrt(1 - gamma) n,   n ~ N(0, I) fresh per step and sample,
+then optionally rescales it back to y's statistics and mixes:
+    y_r = (y_hat - mean(y_hat)) / std(y_hat) * std(y) + mean(y),  y' = psi y_r + (1 - psi) y_hat.
+mean and std are scalars over each sample's own embedding tensor (std with Bessel's
+correction, as torch.std in the reference); the reference pools them over the whole batch,
+which would make one sample's condition depend on its batch-mates. Where std(y_hat) is 0
+the rescale is skipped. The noise of step k for sample i comes from its own generator,
+seeded from (sample seed, step k), so it never touches the sampler's noise stream and
+does not depend on what earlier steps drew. Where gamma = 1 the embedding is returned as
+it is. `noise_uncond` also noises the null embedding (as the A1111 reference does).
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field, model_validator
+
+from methods.base import BatchContext, DiversityMethod, MethodConfig, Step, format_number
+from methods.registry import register
+
+
+class CADSConfig(MethodConfig):
+    tau1: float = Field(0.6, ge=0, description="full condition for t <= tau1")
+    tau2: float = Field(0.9, ge=0, description="pure noise condition for t >= tau2")
+    noise_scale: float = Field(0.25, ge=0, description="s, the scale of the added noise")
+    psi: float = Field(1.0, ge=0, le=1, description="mix of the rescaled embedding (0: no rescale)")
+    noise_uncond: bool = Field(False, description="noise the unconditional embedding too")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CADSConfig:
+        if self.tau1 > self.tau2:
+            raise ValueError(f"tau1 must be <= tau2, got tau1={self.tau1}, tau2={self.tau2}")
+        return self
+
+
+def gamma(t: float, tau1: float, tau2: float) -> float:
+    """The annealing schedule; the middle branch only runs where tau2 - tau1 > 0."""
+    if t <= tau1:
+        return 1.0
+    if t >= tau2:
+        return 0.0
+    return (tau2 - t) / (tau2 - tau1)
+
+
+def step_noise(shape: torch.Size, gens: list[torch.Generator], like: torch.Tensor) -> torch.Tensor:
+    """One standard normal draw of `shape` per generator, stacked like `like`."""
+    noise = torch.stack([torch.randn(shape, generator=g) for g in gens])
+    return noise.to(like.device, like.dtype)
+
+
+def anneal(y: torch.Tensor, noise: torch.Tensor, g: float, s: float, psi: float) -> torch.Tensor:
+    """y_hat = sqrt(g) y + s sqrt(1 - g) n, rescaled per sample and mixed by psi."""
+    y_hat = g**0.5 * y + s * (1.0 - g) ** 0.5 * noise
+    if psi == 0:
+        return y_hat
+    dims = tuple(range(1, y.dim()))
+    std_hat = y_hat.std(dim=dims, keepdim=True)
+    rescaled = (y_hat - y_hat.mean(dim=dims, keepdim=True)) / std_hat.clamp_min(1e-12)
+    rescaled = rescaled * y.std(dim=dims, keepdim=True) + y.mean(dim=dims, keepdim=True)
+    rescaled = torch.where(std_hat > 0, rescaled, y_hat)
+    return psi * rescaled + (1.0 - psi) * y_hat
+
+
+@register
+class CADS(DiversityMethod):
+    name = "cads"
+    Config = CADSConfig
+
+    @property
+    def id(self) -> str:
+        c = self.config
+        parts = [f"cads-t{format_number(c.tau1)}-{format_number(c.tau2)}"]
+        parts.append(f"s{format_number(c.noise_scale)}")
+        if c.psi != 1.0:
+            parts.append(f"psi{format_number(c.psi)}")
+        if c.noise_uncond:
+            parts.append("uncond")
+        return "-".join(parts)
+
+    def _noised(self, step: Step, y: torch.Tensor, ctx: BatchContext, stream: str):
+        c = self.config
+        g = gamma(step.progress_t, c.tau1, c.tau2)
+        if g == 1.0:
+            return y
+        gens = ctx.side_generators(f"cads/{stream}/{step.index}")
+        return anneal(y, step_noise(y.shape[1:], gens, y), g, c.noise_scale, c.psi)
+
+    def condition(self, step: Step, cond: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
+        return self._noised(step, cond, ctx, "cond")
+
+    def uncondition(self, step: Step, uncond: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
+        if not self.config.noise_uncond:
+            return uncond
+        return self._noised(step, uncond, ctx, "uncond")
