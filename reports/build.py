@@ -1,0 +1,171 @@
+"""`build_report(run_dir)`: every figure, grid and table of a scored run, and the
+page that shows them, under RUN/report/. index.html is written last, so a page
+that exists always points at files that exist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from bench.errors import BenchError
+from bench.run_dir import atomic_write_text
+from reports.catalog import metric_info, pareto_pairs
+from reports.colors import method_colors, method_markers, shades
+from reports.fronts import pareto_figure
+from reports.grids import prompt_grid_path, write_grids
+from reports.html import FigureRef, Page, Section, TableRef, relative, render_page
+from reports.hyper import sweep_figure
+from reports.rundata import RunData, load_run
+from reports.sparsity import sparsity_comparison, sparsity_figure
+from reports.style import save_figure
+from reports.sweeps import sort_configs
+from reports.table_io import write_table
+from reports.tables import all_tables
+from reports.traces import TraceStats, trace_stats
+
+GRID_PROMPTS = 10
+
+
+def _save(fig: Figure, stem: Path, report: Path, caption: str, wide: bool = False) -> FigureRef:
+    png, svg = save_figure(fig, stem)
+    return FigureRef(relative(png, report), caption, relative(svg, report), wide=wide)
+
+
+def config_colors(run: RunData, colors: dict[str, str]) -> dict[str, str]:
+    """Each method-config in a shade of its method's colour, light to dark along the sweep."""
+    out = {}
+    for method, configs in run.methods().items():
+        ordered = sort_configs(configs)
+        out.update(zip([c.id for c in ordered], shades(colors[method], len(ordered)), strict=True))
+    return out
+
+
+def pareto_section(run: RunData, report: Path, colors: dict, markers: dict) -> Section:
+    figures = []
+    for x, y in pareto_pairs(run.metric_keys()):
+        fig = pareto_figure(run, x, y, colors, markers)
+        if fig is not None:
+            caption = (
+                f"{metric_info(y).name} against {metric_info(x).name}: one curve per "
+                "method through its sweep, none as a star, non-dominated points ringed."
+            )
+            figures.append(_save(fig, report / "figures" / f"pareto-{y}-vs-{x}", report, caption))
+    intro = (
+        "Quality on x, diversity on y (the paper's Figure 4); "
+        "the arrow at the top right points to better."
+    )
+    return Section("pareto", "Pareto fronts", intro, figures)
+
+
+def sweeps_section(run: RunData, report: Path, colors: dict) -> Section:
+    methods = sorted(run.methods(), key=lambda m: (m != "spell", m))
+    figures = []
+    for method in methods:
+        fig = sweep_figure(run, method, colors[method])
+        if fig is not None:
+            caption = f"Every metric against {method}'s swept parameter; dashed: none."
+            figures.append(
+                _save(fig, report / "figures" / f"sweep-{method}", report, caption, True)
+            )
+    intro = "The effect of each method's hyperparameter (the paper's Figure 3)."
+    return Section("sweeps", "Hyperparameter effect", intro, figures)
+
+
+def correcting_stats(run: RunData) -> dict[str, TraceStats]:
+    """Trace statistics of every method-config whose correction is ever non-zero."""
+    found = {}
+    for config in run.configs:
+        stats = trace_stats(run.sample_files(config.id))
+        if stats is not None and stats.corrects:
+            found[config.id] = stats
+    return found
+
+
+def sparsity_section(run: RunData, report: Path, shade: dict[str, str]) -> Section:
+    all_stats = correcting_stats(run)
+    figures = []
+    if len(all_stats) > 1:
+        fig = sparsity_comparison(all_stats, shade)
+        figures.append(
+            _save(
+                fig,
+                report / "figures" / "sparsity-compare",
+                report,
+                "All correcting method-configs on shared axes.",
+                True,
+            )
+        )
+    for method_id, stats in all_stats.items():
+        fig = sparsity_figure(stats, method_id, shade[method_id])
+        figures.append(
+            _save(
+                fig,
+                report / "figures" / f"sparsity-{method_id}",
+                report,
+                f"{method_id}: how strong, how often and how long it corrects.",
+                True,
+            )
+        )
+    intro = (
+        "From the per-step traces of every method-config that corrects x0 (the paper's "
+        "Figures 5 and 9-16); ratios are binned (about 6% resolution) so any run size fits "
+        "in memory."
+    )
+    return Section("sparsity", "Sparsity of the correction", intro, figures)
+
+
+def grids_section(run: RunData, report: Path) -> Section:
+    ids = [c.id for c in run.configs]
+    if not ids or not run.prompt_ids:
+        return Section("grids", "Image grids")
+    write_grids(run.path, max_prompts=GRID_PROMPTS, method_ids=ids, prompt_ids=run.prompt_ids)
+    figures = []
+    for prompt_id in run.prompt_ids[:GRID_PROMPTS]:
+        path = relative(prompt_grid_path(run.path, prompt_id), report)
+        figures.append(
+            FigureRef(path, f"Prompt {prompt_id}: one row per method-config.", grid=True)
+        )
+    for method_id in ids:
+        path = relative(report / "grids" / f"grid-{method_id}.png", report)
+        figures.append(FigureRef(path, f"{method_id}: one row per prompt.", grid=True))
+    intro = (
+        "The same seeds in every column under each method-config (the paper's Figures 1 "
+        "and 6); an orange border marks a trajectory the method corrected."
+    )
+    links = [("all side by side", relative(report / "grids" / "compare.png", report))]
+    return Section("grids", "Image grids", intro, figures, links, flow=True)
+
+
+def _notes(run: RunData) -> list[str]:
+    if not run.results:
+        return [
+            "No metrics.json in this run: run `bench score` for the Pareto fronts, the "
+            "hyperparameter figures and the metric tables."
+        ]
+    return []
+
+
+def build_report(run_dir: Path) -> Path:
+    """Write RUN/report/ and return the path of its index.html."""
+    run = load_run(Path(run_dir))
+    if not run.configs:
+        raise BenchError(f"{run.path} has no method-configs to report; run bench generate first")
+    report = run.path / "report"
+    methods = list(run.methods())
+    colors, markers = method_colors(methods), method_markers(methods)
+    tables = [
+        TableRef(
+            t, {fmt: relative(p, report) for fmt, p in write_table(t, report / "tables").items()}
+        )
+        for t in all_tables(run)
+    ]
+    sections = [
+        pareto_section(run, report, colors, markers),
+        sweeps_section(run, report, colors),
+        sparsity_section(run, report, config_colors(run, colors)),
+        grids_section(run, report),
+    ]
+    index = report / "index.html"
+    atomic_write_text(index, render_page(Page(run, colors, tables, sections, _notes(run))))
+    return index

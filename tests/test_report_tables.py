@@ -1,0 +1,151 @@
+"""The paper's tables from a fabricated scored run: rows, best values, formats."""
+
+import csv
+import io
+import json
+
+import pytest
+
+from reports.rundata import MethodConfig, load_run
+from reports.sweeps import default_config, swept_params
+from reports.synthetic import DEFAULT_CONFIGS, FakeConfig, make_run
+from reports.table_io import to_csv, to_json, to_markdown
+from reports.tables import (
+    Cell,
+    cost_table,
+    defaults_table,
+    fmt_number,
+    protection_table,
+    run_costs,
+    sweep_table,
+)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    path = make_run(
+        tmp_path_factory.mktemp("tables") / "run",
+        prompts=2,
+        samples=8,
+        steps=6,
+        protection=True,
+        nulls={"spell-r2-l1.6": ["density"]},
+    )
+    return load_run(path)
+
+
+def spell(radius: float, lam: float = 1.6) -> MethodConfig:
+    return MethodConfig(f"spell-r{radius:g}", "spell", {"radius": radius, "overcompensation": lam})
+
+
+def test_default_config_matches_class_defaults_on_swept_params():
+    configs = [spell(1.0), spell(2.0), spell(3.0)]
+    assert swept_params(configs) == ["radius"]
+    assert default_config(configs, {"radius": 3.0, "overcompensation": 1.0}).id == "spell-r3"
+
+
+def test_default_config_falls_back_to_the_middle_sweep_point():
+    configs = [spell(4.0), spell(1.0), spell(3.0), spell(2.0)]
+    assert default_config(configs, {"radius": 9.0}).id == "spell-r2"
+    assert default_config(configs, None).id == "spell-r2"
+    assert default_config([spell(5.0)], None).id == "spell-r5"
+
+
+def test_table1_is_none_then_each_methods_default(run):
+    table = defaults_table(run)
+    assert [r["id"] for r in table.rows] == ["none", "spell-r2-l1.6"]  # radius 2 = class default
+    best = {k: [r["id"] for r in table.rows if r[k].best] for k in ("recall", "fd_digits")}
+    assert best == {"recall": ["spell-r2-l1.6"], "fd_digits": ["spell-r2-l1.6"]}
+    assert table.rows[1]["density"].text() == "n/a"
+    assert table.rows[1]["density"].reason == "fewer than k + 1 samples"
+    assert not table.rows[0]["density"].best  # a lone number has nothing to beat
+
+
+def test_best_is_bold_in_markdown_with_its_interval(run):
+    md = to_markdown(defaults_table(run))
+    row = next(line for line in md.splitlines() if line.startswith("| spell"))
+    assert "**0.310 [0.302, 0.318]**" in row and "n/a" in row
+
+
+def test_table4_lists_every_sweep_point(run):
+    table = sweep_table(run)
+    assert [r["id"] for r in table.rows] == [c.id for c in DEFAULT_CONFIGS]
+    assert table.rows[1]["params"] == "radius=1"
+
+
+def test_csv_splits_value_and_interval(run):
+    rows = list(csv.DictReader(io.StringIO(to_csv(sweep_table(run)))))
+    assert float(rows[1]["recall"]) == pytest.approx(0.28)
+    assert float(rows[1]["recall_low"]) < 0.28 < float(rows[1]["recall_high"])
+    assert rows[2]["density"] == ""
+
+
+def test_json_keeps_numbers_and_flags(run):
+    data = json.loads(to_json(defaults_table(run)))
+    cell = data["rows"][1]["recall"]
+    assert cell["best"] is True and cell["value"] == pytest.approx(0.31) and len(cell["ci"]) == 2
+    assert data["rows"][1]["density"]["value"] is None
+
+
+def test_table5_cost_from_the_sample_files(run):
+    table = cost_table(run, run_costs(run))
+    none = table.rows[0]
+    assert none["nfe"].value == 12  # 2 network calls per step (CFG), 6 steps
+    assert none["seconds"].value == pytest.approx(0.05, abs=0.01)
+    assert none["seconds"].std is not None and none["relative"].value == pytest.approx(1.0)
+    assert "±" in none["seconds"].text()
+
+
+def test_table2_only_with_protection(run, tmp_path):
+    table = protection_table(run, run_costs(run))
+    assert [k for k, _ in table.columns][2:] == [
+        "protection_rate",
+        "precision",
+        "recall",
+        "seconds",
+    ]
+    assert [r["id"] for r in table.rows if r["protection_rate"].best] == ["spell-r3-l1.6"]
+    from reports.tables import all_tables
+
+    plain = load_run(
+        make_run(
+            tmp_path / "plain", prompts=1, samples=4, steps=3, configs=[FakeConfig("none", "none")]
+        )
+    )
+    assert [t.name for t in all_tables(plain)] == [
+        "table1-defaults",
+        "table4-sweeps",
+        "table5-cost",
+    ]
+    assert "table2-protection" in [t.name for t in all_tables(run)]
+
+
+def test_number_format():
+    values = (0.31234, 12.345, 105.97, 0.0069, 0.0004, 0)
+    assert [fmt_number(v) for v in values] == [
+        "0.312",
+        "12.35",
+        "106.0",
+        "0.0069",
+        "4.00e-04",
+        "0.000",
+    ]
+    assert Cell(None).text() == "n/a" and Cell(2.0, std=0.5).text() == "2.000 ± 0.500"
+    assert Cell(0.05, std=0.00167).text() == "0.050 ± 0.002"
+    assert Cell(0.051, std=0.0004).text() == "0.0510 ± 0.0004"  # the spread stays visible
+    assert Cell(0.0069, 0.0018, 0.012).text() == "0.0069 [0.0018, 0.0120]"
+
+
+def test_cost_reads_legacy_seconds_in_the_npz_and_time_files(tmp_path):
+    import numpy as np
+
+    from reports.cost import cost_from_samples
+
+    np.savez(tmp_path / "a.npz", nfe=np.array([10, 10]), seconds=np.array([1.0, 3.0]))
+    np.savez(tmp_path / "b.npz", nfe=np.array([20, 20]))
+    (tmp_path / "b.time.json").write_text(json.dumps({"seconds_per_image": [2.0, 2.0]}))
+    np.savez(tmp_path / "c.npz", nfe=np.array([30]))  # no wall times at all
+    cost = cost_from_samples([tmp_path / f"{n}.npz" for n in "abc"])
+    assert cost.seconds_mean == pytest.approx(2.0) and cost.images == 5
+    assert cost.seconds_std == pytest.approx(np.std([1.0, 3.0, 2.0, 2.0], ddof=1))
+    assert cost.nfe_mean == pytest.approx(18.0)
