@@ -6,13 +6,10 @@ renamed), so a killed run never leaves a file that reads as finished.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import platform
 import subprocess
-import tempfile
-import zipfile
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -21,41 +18,11 @@ from typing import Any
 import numpy as np
 import tomli_w
 
+from bench.atomic import atomic_save_npz, atomic_write_text
 from bench.config import BenchConfig
 from bench.errors import BenchError
 
 PACKAGES = ("spellbench", "torch", "diffusers", "lightning", "torchmetrics", "numpy")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """An .npz that np.load reads, with fixed zip timestamps: equal arrays give equal bytes."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as archive:
-        for name, value in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with archive.open(info, "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
-    return buf.getvalue()
-
-
-def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    atomic_write_bytes(path, npz_bytes(arrays))
 
 
 def _git_sha() -> str | None:

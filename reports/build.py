@@ -8,8 +8,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from bench.atomic import atomic_write_text
 from bench.errors import BenchError
-from bench.run_dir import atomic_write_text
 from reports.catalog import metric_info, pareto_pairs
 from reports.colors import method_colors, method_markers, shades
 from reports.fronts import pareto_figure

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from bench.run_dir import atomic_write_bytes
+from bench.atomic import atomic_write_bytes
 
 ORANGE = (255, 140, 0)
 BACKGROUND = (255, 255, 255)

@@ -18,7 +18,7 @@ import matplotlib
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from bench.run_dir import atomic_write_bytes
+from bench.atomic import atomic_write_bytes
 
 P = ParamSpec("P")
 R = TypeVar("R")

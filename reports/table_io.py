@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.run_dir import atomic_write_text
+from bench.atomic import atomic_write_text
 from reports.tables import Cell, Table
 
 

@@ -1,0 +1,75 @@
+"""Per-run feature cache: RUN/features/<extractor>/<settings key>/<group>/<item>.npz.
+
+The directory key hashes every extractor setting (name, network, weights file,
+resize, ...); each file also stores the digest of the images it was computed
+from and is recomputed when that differs, so a changed setting or image set
+never reuses stale features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from bench.atomic import atomic_save_npz, atomic_write_text
+from metrics.extractors.base import FeatureExtractor
+
+CACHE_VERSION = 1
+_DIGEST = "source_digest"
+
+
+def settings_key(settings: dict) -> str:
+    blob = json.dumps({"cache_version": CACHE_VERSION, **settings}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def bytes_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def array_digest(images: np.ndarray) -> str:
+    h = hashlib.sha256(f"{images.dtype}{images.shape}".encode())
+    h.update(np.ascontiguousarray(images).tobytes())
+    return h.hexdigest()
+
+
+class FeatureCache:
+    def __init__(self, run_dir: Path, extractor: FeatureExtractor) -> None:
+        self.extractor = extractor
+        settings = extractor.settings()
+        self.root = Path(run_dir) / "features" / extractor.name / settings_key(settings)
+        info = self.root / "settings.json"
+        if not info.exists():
+            text = json.dumps(settings, indent=2, sort_keys=True, default=str)
+            atomic_write_text(info, text)
+
+    def path(self, group: str, item: str) -> Path:
+        return self.root / group / f"{item}.npz"
+
+    def features(
+        self, group: str, item: str, digest: str, images: Callable[[], np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Cached outputs for `images()` (called only on a miss) whose digest is `digest`."""
+        path = self.path(group, item)
+        cached = _read(path, digest)
+        if cached is not None:
+            return cached
+        out = self.extractor.extract(images())
+        atomic_save_npz(path, {**out, _DIGEST: np.array(digest)})
+        return out
+
+
+def _read(path: Path, digest: str) -> dict[str, np.ndarray] | None:
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if _DIGEST not in f.files or str(f[_DIGEST]) != digest:
+                return None
+            return {k: f[k] for k in f.files if k != _DIGEST}
+    except (OSError, ValueError):  # unreadable: recompute and overwrite
+        return None

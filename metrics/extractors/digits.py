@@ -1,0 +1,35 @@
+"""The embedded digits classifier as a feature extractor: features and class probabilities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from metrics.digits_classifier import WEIGHTS, load_digits_classifier, uint8_to_input
+from metrics.extractors.base import FeatureExtractor
+from metrics.extractors.weights import file_fingerprint
+
+
+class DigitsExtractor(FeatureExtractor):
+    name = "digits"
+    batch_size = 512
+    threads = 1
+
+    def __init__(self, weights: Path = WEIGHTS, device: str = "cpu") -> None:
+        super().__init__(device)
+        self.weights = Path(weights)
+        self.net = load_digits_classifier(self.weights).to(self.device)
+        self.dim = self.net.feature_dim
+
+    def _batch(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats, logits = self.net(uint8_to_input(images))
+        return {"features": feats, "probs": logits.softmax(dim=1)}
+
+    def settings(self) -> dict:
+        return {
+            "name": self.name,
+            "dim": self.dim,
+            "weights": file_fingerprint(self.weights),
+            "input": "uint8 8x8 grey -> [-1, 1]",
+        }

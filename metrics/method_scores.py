@@ -1,0 +1,170 @@
+"""Scores of one method dir: per-prompt metrics, their aggregates, marginal FDs and cost."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from metrics.aggregate import mean_over_prompts, prompt_ci
+from metrics.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED
+from metrics.frechet import frechet_distance_features
+from metrics.prdc import DEFAULT_K, PRDC_KEYS, compute_prdc
+from metrics.quality import class_scores, clip_scores
+from metrics.run_reader import MethodDir, PromptSamples
+from metrics.spaces import FeatureSpaces, Outputs
+from metrics.values import Undefined
+from metrics.vendi import vendi_score
+
+PER_PROMPT = ("recall", "precision", "density", "coverage", "vendi")
+Value = float | Undefined
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    k: int = DEFAULT_K
+    bootstrap_resamples: int = DEFAULT_RESAMPLES
+    bootstrap_level: float = DEFAULT_LEVEL
+    bootstrap_seed: int = DEFAULT_SEED
+
+
+def fd_name(extractor: str) -> str:
+    return "fid" if extractor == "inception" else f"fd_{extractor}"
+
+
+def score_method(
+    method: MethodDir, spaces: FeatureSpaces, names: list[str], settings: ScoreSettings
+) -> dict:
+    """The `results` entry of metrics.json for one method-config."""
+    tally, cost = _Tally(names, spaces.reference.quality), _CostTally()
+    for pid in method.prompt_ids():
+        samples = method.load(pid)
+        gen, ref = spaces.generated(method, samples), spaces.reference_outputs(pid)
+        tally.add(pid, gen, ref, _quality_scores(spaces, pid, gen), settings.k)
+        cost.add(samples, method.path)
+    metrics, ci = tally.aggregate(settings)
+    return {
+        "method_id": method.method_id,
+        "method": method.method,
+        "params": method.params,
+        "metrics": {**metrics, **tally.frechet()},
+        "ci": ci,
+        "per_prompt": tally.per_prompt,
+        "counts": tally.counts(),
+        "cost": cost.summary(),
+        "notes": {scope: n for scope, n in tally.notes.items() if n},
+    }
+
+
+def _quality_scores(spaces: FeatureSpaces, pid: str, gen: dict[str, Outputs]) -> np.ndarray:
+    ref = spaces.reference
+    if ref.quality == "class_score" and ref.class_index is not None:
+        probs = gen[ref.quality_extractor]["probs"]
+        return class_scores(probs, np.full(len(probs), ref.class_index(pid)))
+    image = gen[ref.quality_extractor]["features"]
+    return clip_scores(image, np.repeat(spaces.text_features(pid), len(image), axis=0))
+
+
+class _Tally:
+    """Per-prompt values as prompts come in; run-level values at the end."""
+
+    def __init__(self, names: list[str], quality: str) -> None:
+        self.names, self.quality = names, quality
+        self.raw: dict[str, dict[str, Value]] = {m: {} for m in (*PER_PROMPT, quality)}
+        self.per_prompt: dict[str, dict] = {}
+        self.notes: dict[str, dict[str, str]] = {"all": {}}
+        self.gen: dict[str, list[np.ndarray]] = {n: [] for n in names}
+        self.ref: dict[str, list[np.ndarray]] = {n: [] for n in names}
+        self.quality_scores: list[np.ndarray] = []
+
+    def add(self, pid: str, gen: dict, ref: dict, quality: np.ndarray, k: int) -> None:
+        for n in self.names:
+            self.gen[n].append(gen[n]["features"])
+            self.ref[n].append(ref[n]["features"])
+        self.quality_scores.append(quality)
+        primary = self.names[0]
+        values = _prompt_values(gen[primary]["features"], ref[primary]["features"], k)
+        values[self.quality] = float(quality.mean())
+        for m, v in values.items():
+            self.raw[m][pid] = v
+        notes = self.notes.setdefault(pid, {})
+        self.per_prompt[pid] = {
+            "n_generated": len(gen[primary]["features"]),
+            "n_reference": len(ref[primary]["features"]),
+            **{m: _plain(m, v, notes) for m, v in values.items()},
+        }
+
+    def aggregate(self, s: ScoreSettings) -> tuple[dict, dict]:
+        metrics, ci, notes = {}, {}, self.notes["all"]
+        for m, values in self.raw.items():
+            mean, note = mean_over_prompts(values)
+            if m == self.quality:  # CLIP-score convention: over all (image, prompt) pairs
+                mean = float(np.concatenate(self.quality_scores).mean())
+            metrics[m] = _plain(m, mean, notes)
+            if note:
+                notes[m] = note
+            interval = prompt_ci(values, s.bootstrap_resamples, s.bootstrap_level, s.bootstrap_seed)
+            ci[m] = list(interval) if not isinstance(interval, Undefined) else None
+            if isinstance(interval, Undefined):
+                notes[f"{m}_ci"] = interval.reason
+        return metrics, ci
+
+    def frechet(self) -> dict[str, float | None]:
+        out = {}
+        for n in self.names:
+            fd = frechet_distance_features(np.concatenate(self.gen[n]), np.concatenate(self.ref[n]))
+            out[fd_name(n)] = _plain(fd_name(n), fd, self.notes["all"])
+        return out
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "n_generated": sum(p["n_generated"] for p in self.per_prompt.values()),
+            "n_reference": sum(p["n_reference"] for p in self.per_prompt.values()),
+            "prompts": len(self.per_prompt),
+        }
+
+
+def _prompt_values(gen: np.ndarray, ref: np.ndarray, k: int) -> dict[str, Value]:
+    prdc = compute_prdc(ref, gen, k)
+    values: dict[str, Value] = {
+        m: prdc if isinstance(prdc, Undefined) else prdc[m] for m in PRDC_KEYS
+    }
+    values["vendi"] = vendi_score(gen)
+    return values
+
+
+def _plain(name: str, value: Value, notes: dict[str, str]) -> float | None:
+    """JSON value: the number, or None with the reason recorded in `notes`."""
+    if isinstance(value, Undefined):
+        notes[name] = value.reason
+        return None
+    return float(value)
+
+
+class _CostTally:
+    """Mean seconds and NFE per image; seconds come from the npz or `<prompt>.time.json`."""
+
+    def __init__(self) -> None:
+        self.seconds: list[np.ndarray] = []
+        self.nfe: list[np.ndarray] = []
+
+    def add(self, samples: PromptSamples, method_path: Path) -> None:
+        arrays = samples.arrays
+        if "nfe" in arrays:
+            self.nfe.append(np.asarray(arrays["nfe"], np.float64).ravel())
+        seconds = arrays.get("seconds")
+        times = method_path / f"{samples.prompt_id}.time.json"
+        if seconds is None and times.is_file():
+            seconds = json.loads(times.read_text()).get("seconds_per_image")
+        if seconds is not None:
+            self.seconds.append(np.asarray(seconds, np.float64).ravel())
+
+    def summary(self) -> dict[str, float]:
+        out = {}
+        if self.seconds:
+            out["seconds_per_image"] = float(np.concatenate(self.seconds).mean())
+        if self.nfe:
+            out["nfe_per_image"] = float(np.concatenate(self.nfe).mean())
+        return out

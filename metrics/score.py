@@ -1,0 +1,104 @@
+"""`bench score`: every method of a run against the reference set, per prompt and overall.
+
+Writes RUN/metrics.json and RUN/metrics.csv (atomically) and returns the dict:
+{"protocol": {...}, "results": [{"method_id", "method", "params", "metrics", "ci",
+"per_prompt", "counts", "cost", "notes"}]}. A metric without a meaningful value is
+null, and `notes[scope][metric]` says why (scope = "all" or a prompt id).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.errors import BenchError
+from metrics.method_scores import PER_PROMPT, ScoreSettings, fd_name, score_method
+from metrics.outputs import format_table, write_outputs
+from metrics.prdc import PRDC_KEYS
+from metrics.references import ReferenceProvider, get_reference
+from metrics.run_reader import method_dirs, run_model
+from metrics.spaces import FeatureSpaces
+
+__all__ = ["PER_PROMPT", "ScoreSettings", "format_table", "score_run"]
+
+_QUALITY = {
+    "class_score": "100 * softmax probability of the prompt's class",
+    "clip_score": "100 * max(cos(image, prompt), 0)",
+}
+
+
+def score_run(
+    run_dir: Path,
+    extractors: list[str] | None = None,
+    weights_dir: Path | None = None,
+    device: str = "cpu",
+    settings: ScoreSettings | None = None,
+) -> dict:
+    """Score every method dir under RUN/samples. The first extractor serves the per-prompt
+    metrics (prdc, Vendi); every extractor gets a marginal Frechet distance."""
+    settings = settings or ScoreSettings()
+    run_dir = Path(run_dir)
+    model = run_model(run_dir)
+    reference = get_reference(model, run_dir)
+    names = list(dict.fromkeys(extractors or reference.extractors))
+    if not names:
+        raise BenchError("no feature extractor to score with")
+    methods = method_dirs(run_dir)
+    needed = list(dict.fromkeys([*names, reference.quality_extractor]))
+    spaces = FeatureSpaces(run_dir, needed, reference, weights_dir, device)
+    results = [score_method(m, spaces, names, settings) for m in methods]
+    out = {"protocol": _protocol(model, reference, names, spaces, settings), "results": results}
+    write_outputs(run_dir, out)
+    return out
+
+
+def _protocol(
+    model: str,
+    reference: ReferenceProvider,
+    names: list[str],
+    spaces: FeatureSpaces,
+    settings: ScoreSettings,
+) -> dict:
+    primary, k = names[0], settings.k
+    return {
+        "model": model,
+        "reference": {
+            "per_prompt": reference.name,
+            "marginal": "union of the per-prompt reference sets of the scored prompts",
+        },
+        "extractors": {n: e.settings() for n, e in spaces.extractors.items()},
+        "feature_dims": {n: spaces.feature_dim(n) for n in spaces.extractors},
+        "per_prompt_extractor": primary,
+        "marginal_extractors": names,
+        "prdc": {
+            "k": k,
+            "distance": "euclidean",
+            "comparison": "strict <",
+            "convention": "prdc package (clovaai) 0.2",
+            "min_images": k + 1,
+        },
+        "vendi": {"kernel": "linear on L2-normalised features", "order": 1},
+        "frechet": {
+            "statistics": "float64 mean and covariance (ddof=1)",
+            "sqrt": "trace via eigenvalues of S1 S2",
+            "requires": "more samples than feature dimensions",
+        },
+        "quality": {
+            "metric": reference.quality,
+            "extractor": reference.quality_extractor,
+            "definition": _QUALITY[reference.quality],
+            "aggregate": "mean over all (image, prompt) pairs",
+        },
+        "aggregate": "mean over the prompts where a metric is defined",
+        "bootstrap": {
+            "over": "prompts",
+            "resamples": settings.bootstrap_resamples,
+            "level": settings.bootstrap_level,
+            "seed": settings.bootstrap_seed,
+            "method": "percentile",
+        },
+        "metric_names": {
+            **{m: f"{m}_k{k}_{primary}" for m in PRDC_KEYS},
+            "vendi": f"vendi_linear_{primary}",
+            **{fd_name(n): f"fd_{n}" if n != "inception" else "fid_inception" for n in names},
+        },
+    }
