@@ -7,6 +7,7 @@ network's output type -> the scheduler's own step() with per-sample noise.
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from bench.models.base import ModelAdapter, Prompt, x0_to_output
 from bench.schedules import (
     clip_x0,
+    initial_sigma,
     noise_level,
     output_type,
     time_fraction,
@@ -60,6 +62,13 @@ def guided_x0(model, scheduler, step_index, timestep, x_t, cond, uncond, w) -> t
     return x0_u + w * (x0_c - x0_u), 2
 
 
+def step_noise_kwargs(scheduler, gens: list[torch.Generator]) -> dict:
+    """Per-sample generators for step(), where it takes any (PNDM's step does not)."""
+    if "generator" in inspect.signature(scheduler.step).parameters:
+        return {"generator": gens}
+    return {}
+
+
 def sample_batch(
     model: ModelAdapter,
     method: DiversityMethod,
@@ -70,31 +79,33 @@ def sample_batch(
     start = time.perf_counter()
     n = len(ctx.seeds)
     gens = generators(ctx.seeds, "cpu")
+    # `scheduler` only says how to clip; `stepper` (its unclipped copy) does all the
+    # stateful work, scale_model_input included, so both see the same step index
     scheduler = model.make_scheduler(settings.scheduler)
-    scheduler.set_timesteps(settings.steps, device=model.device)
     stepper = without_clipping(scheduler)
-    stepper.set_timesteps(settings.steps, device=model.device)
+    model.set_timesteps(stepper, settings.steps)
 
+    noise_kwargs = step_noise_kwargs(stepper, gens)
     shape = (n, *model.latent_shape)
     x = randn_tensor(shape, generator=gens, device=model.device, dtype=model.dtype)
-    x = x * scheduler.init_noise_sigma
+    x = x * initial_sigma(stepper)
     cond0 = model.condition([prompt] * n)
     uncond0 = model.null_condition(n)
 
-    num = len(scheduler.timesteps)
+    num = len(stepper.timesteps)
     trace = {k: np.zeros((n, num), np.float32) for k in ("delta", "ratio")}
     active = np.zeros((n, num), bool)
     trace_t = np.zeros(num, np.float32)
     nfe = np.zeros(n, np.int64)
     with torch.no_grad():
-        for i, timestep in enumerate(scheduler.timesteps):
-            alpha, sigma = noise_level(scheduler, i, timestep)
-            step = Step(i, num, timestep, time_fraction(scheduler, i, timestep), alpha, sigma)
+        for i, timestep in enumerate(stepper.timesteps):
+            alpha, sigma = noise_level(stepper, i, timestep)
+            step = Step(i, num, timestep, time_fraction(stepper, i, timestep), alpha, sigma)
             trace_t[i] = step.t
             cond = method.condition(step, cond0, ctx)
             uncond = method.uncondition(step, uncond0, ctx)
             w = method.guidance(step, settings.guidance, ctx)
-            x0_hat, calls = guided_x0(model, scheduler, i, timestep, x, cond, uncond, w)
+            x0_hat, calls = guided_x0(model, stepper, i, timestep, x, cond, uncond, w)
             nfe += calls
             x0_hat = clip_x0(scheduler, x0_hat)
             delta = method.correct(step, x, x0_hat, ctx)
@@ -102,7 +113,7 @@ def sample_batch(
                 _record(trace, active, i, delta, x0_hat, x, alpha)
                 x0_hat = x0_hat + delta
             out = x0_to_output(x0_hat, x, alpha, sigma, output_type(stepper))
-            x = stepper.step(out, timestep, x, generator=gens).prev_sample
+            x = stepper.step(out, timestep, x, **noise_kwargs).prev_sample
         images = model.decode(x)
     method.end_batch(x, ctx)
     return BatchResult(

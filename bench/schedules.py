@@ -1,31 +1,83 @@
-"""Noise levels of diffusers schedulers in the x_t = alpha_t x0 + sigma_t eps convention."""
+"""Noise levels of diffusers schedulers in the x_t = alpha_t x0 + sigma_t eps convention.
+
+Three families:
+- "vp": DDPM-style schedulers (DDPM, DDIM, PNDM, DPM-Solver): alpha_t^2 = alphas_cumprod[t].
+- "flow": flow matching (x_t = (1 - s) x0 + s eps): alpha = 1 - s, sigma = s.
+- "ve": k-diffusion / EDM-style schedulers (Euler, Heun, LMS, ... with an initial
+  noise sigma above 1): x_t = x0 + sigma eps, alpha = 1; the network sees
+  `scale_model_input(x_t)`.
+The time t in [0, 1]: sigma for flow; timestep / T for vp; for ve the position on
+the rho = 7 Karras ramp of the schedule's sigmas (Karras schedules and schedules
+with no VP training schedule, e.g. EDM's sigma_max = 80), else timestep / T.
+"""
 
 from __future__ import annotations
 
 import torch
 from diffusers import SchedulerMixin
 
+KARRAS_RHO = 7.0
+
+
+def initial_sigma(scheduler: SchedulerMixin) -> float:
+    """The scale of the initial noise (flow-matching schedulers have no attribute: 1)."""
+    return float(getattr(scheduler, "init_noise_sigma", 1.0))
+
+
+def scale_input(scheduler: SchedulerMixin, x_t: torch.Tensor, timestep) -> torch.Tensor:
+    """What the network is fed at x_t (flow-matching schedulers have no scale_model_input)."""
+    if hasattr(scheduler, "scale_model_input"):
+        return scheduler.scale_model_input(x_t, timestep)
+    return x_t
+
+
+def family(scheduler: SchedulerMixin) -> str:
+    """"vp", "flow" or "ve" (see the module docstring)."""
+    has_sigmas = hasattr(scheduler, "sigmas")
+    has_abar = hasattr(scheduler, "alphas_cumprod")
+    if scheduler.config.get("use_flow_sigmas", False):
+        return "flow"
+    if has_sigmas and not has_abar and initial_sigma(scheduler) == 1.0:
+        return "flow"
+    if has_sigmas and initial_sigma(scheduler) > 1.0:
+        return "ve"
+    if has_abar:
+        return "vp"
+    raise TypeError(f"unsupported scheduler {type(scheduler).__name__}")
+
 
 def is_flow(scheduler: SchedulerMixin) -> bool:
-    return not hasattr(scheduler, "alphas_cumprod") and hasattr(scheduler, "sigmas")
+    return family(scheduler) == "flow"
 
 
 def noise_level(scheduler: SchedulerMixin, step_index: int, timestep) -> tuple[float, float]:
     """(alpha_t, sigma_t) at this step's starting point."""
-    if hasattr(scheduler, "alphas_cumprod"):
+    kind = family(scheduler)
+    if kind == "vp":
         abar = scheduler.alphas_cumprod[int(timestep)].item()
         return abar**0.5, (1.0 - abar) ** 0.5
-    if is_flow(scheduler):
-        s = float(scheduler.sigmas[step_index])
-        return 1.0 - s, s
-    raise TypeError(f"unsupported scheduler {type(scheduler).__name__}")
+    s = float(scheduler.sigmas[step_index])
+    return (1.0 - s, s) if kind == "flow" else (1.0, s)
 
 
 def time_fraction(scheduler: SchedulerMixin, step_index: int, timestep) -> float:
     """The scheduler's own t in [0, 1] (1 = pure noise)."""
-    if is_flow(scheduler):
+    kind, karras = family(scheduler), scheduler.config.get("use_karras_sigmas", False)
+    if kind == "flow":
         return float(scheduler.sigmas[step_index])
+    if kind == "ve" and (karras or not hasattr(scheduler, "alphas_cumprod")):
+        return _karras_ramp(scheduler, step_index)
     return float(timestep) / scheduler.config.num_train_timesteps
+
+
+def _karras_ramp(scheduler: SchedulerMixin, step_index: int) -> float:
+    """Position of sigma on the rho = 7 ramp between the schedule's extremes: linear in
+    steps for a Karras schedule, 1 at sigma_max and 0 at the smallest nonzero sigma."""
+    sigmas = scheduler.sigmas.double()
+    lo, hi = sigmas[sigmas > 0].min().item(), sigmas.max().item()
+    s = max(float(sigmas[step_index]), lo)
+    inv = 1.0 / KARRAS_RHO
+    return (s**inv - lo**inv) / (hi**inv - lo**inv) if hi > lo else 1.0
 
 
 def clip_x0(scheduler: SchedulerMixin, x0: torch.Tensor) -> torch.Tensor:
@@ -41,7 +93,7 @@ def clip_x0(scheduler: SchedulerMixin, x0: torch.Tensor) -> torch.Tensor:
 
 def without_clipping(scheduler: SchedulerMixin) -> SchedulerMixin:
     """A copy that steps exactly towards the x0 it is given (we clip before correcting)."""
-    overrides = {k: False for k in ("clip_sample", "thresholding") if k in scheduler.config}
+    overrides = {k: False for k in ("clip_sample", "thresholding") if scheduler.config.get(k)}
     if not overrides:
         return scheduler
     return type(scheduler).from_config({**scheduler.config, **overrides})
@@ -49,6 +101,12 @@ def without_clipping(scheduler: SchedulerMixin) -> SchedulerMixin:
 
 def output_type(scheduler: SchedulerMixin) -> str:
     """What the scheduler's step() expects as model output."""
-    if is_flow(scheduler):
+    kind = family(scheduler)
+    if kind == "flow":
         return "flow"
-    return scheduler.config.prediction_type
+    prediction = scheduler.config.prediction_type
+    preconditioned = "sigma_data" in scheduler.config
+    if kind == "ve" and (prediction not in ("epsilon", "sample") or preconditioned):
+        # v-prediction and EDM output preconditioning are not x_t = x0 + sigma eps formulas
+        raise TypeError(f"unsupported VE scheduler {type(scheduler).__name__} ({prediction})")
+    return "sample" if prediction == "original_sample" else prediction

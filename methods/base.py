@@ -8,6 +8,7 @@ per-batch lifecycle `begin_prompt` / `end_batch` (SPELL's inter-batch shields).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -32,8 +33,8 @@ class Step:
 
     @property
     def edm_sigma(self) -> float:
-        """The EDM noise level s_t = sigma_t / alpha_t."""
-        return self.sigma / self.alpha
+        """The EDM noise level s_t = sigma_t / alpha_t (infinite at a flow's t = 1)."""
+        return math.inf if self.alpha == 0 else self.sigma / self.alpha
 
     @property
     def progress_t(self) -> float:

@@ -68,7 +68,8 @@ class ParticleGuidance(DiversityMethod):
 
     def correct(self, step: Step, x_t, x0_hat, ctx: BatchContext) -> torch.Tensor | None:
         s_t = step.edm_sigma
-        if self.config.strength == 0 or s_t < ACTIVE_FROM or x_t.shape[0] < 2:
+        # s_t is infinite at a flow's t = 1, where x0_hat carries no weight: skip it.
+        if self.config.strength == 0 or not ACTIVE_FROM <= s_t < math.inf or x_t.shape[0] < 2:
             return None
         flat = x_t.flatten(1)
         g = kernel_gradient(flat.to(torch.promote_types(flat.dtype, torch.float32)))

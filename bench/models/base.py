@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from diffusers import SchedulerMixin
 
-from bench.schedules import noise_level
+from bench.schedules import noise_level, scale_input
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,10 @@ class ModelAdapter(ABC):
                 value.to(self.device)
         return self
 
+    def set_timesteps(self, scheduler: SchedulerMixin, steps: int) -> None:
+        """Prepare a fresh scheduler for `steps` steps, as the model's pipeline would."""
+        scheduler.set_timesteps(steps, device=self.device)
+
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
         """Latents -> images in [0, 1], (N, C, H, W). Pixel models: [-1, 1] -> [0, 1]."""
         return ((x0 + 1.0) / 2.0).clamp(0.0, 1.0)
@@ -86,7 +90,7 @@ class ModelAdapter(ABC):
         step_index: int,
     ) -> torch.Tensor:
         """One network call converted to an x0 prediction."""
-        out = self.predict(scheduler.scale_model_input(x_t, timestep), timestep, cond)
+        out = self.predict(scale_input(scheduler, x_t, timestep), timestep, cond)
         alpha, sigma = noise_level(scheduler, step_index, timestep)
         return output_to_x0(out, x_t, alpha, sigma, self.prediction_type)
 

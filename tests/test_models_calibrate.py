@@ -1,0 +1,54 @@
+"""Radius calibration (Appendix D) and the paper presets."""
+
+from __future__ import annotations
+
+import tomllib
+
+import numpy as np
+import pytest
+import torch
+
+from bench.calibrate import calibrate, calibration_toml
+from bench.errors import BenchError
+from bench.models.presets import paper_preset
+from bench.sampler import SamplingSettings, generate_prompt
+from methods.registry import expand
+
+
+def test_calibration_measures_the_plain_batch_and_sweeps_to_twice_the_median(random_digits):
+    prompt = random_digits.prompts()[2]
+    result = calibrate(random_digits, prompt, batch_size=5, steps=5, guidance=2.0, seed=3)
+    plain = generate_prompt(random_digits, expand("none")[0], prompt, 5, 5, 3,
+                            SamplingSettings(2.0, 5))
+    distances = torch.pdist(torch.from_numpy(plain["latents"]).flatten(1).double())
+    assert result["median_distance"] == pytest.approx(float(np.median(distances.numpy())))
+    radii = result["radii"]
+    assert len(radii) == 16 and radii[0] > 0 and radii == sorted(radii)
+    assert radii[-1] == pytest.approx(2 * result["median_distance"], rel=1e-3)
+
+
+def test_calibration_toml_is_a_spell_sweep(random_digits):
+    result = calibrate(random_digits, random_digits.prompts()[0], 4, 3, 1.0)
+    parsed = tomllib.loads(calibration_toml(result))
+    spell = parsed["method"]["spell"]
+    assert spell["radius"] == pytest.approx(result["radii"], rel=1e-5)
+    assert len(expand("spell", spell)) == 16
+
+
+def test_calibration_needs_two_samples(random_digits):
+    with pytest.raises(BenchError, match="at least 2"):
+        calibrate(random_digits, random_digits.prompts()[0], 1, 3, 1.0)
+
+
+def test_paper_presets_follow_appendix_d():
+    ldm = paper_preset("ldm")
+    assert (ldm["guidance"], ldm["steps"], ldm["batch_size"]) == (5.0, 50, 8)
+    assert ldm["spell"] == {"radius": 20.0, "overcompensation": 1.6}
+    assert paper_preset("sd3")["spell"]["radius"] == 200.0
+    assert paper_preset("sd3")["steps"] == 28
+    assert paper_preset("edm2")["guidance"] == 1.2
+    assert paper_preset("mdt")["batch_size"] == 2
+    ldm["spell"]["radius"] = 1.0
+    assert paper_preset("ldm")["spell"]["radius"] == 20.0
+    with pytest.raises(BenchError, match="sd15"):
+        paper_preset("sd15")
