@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+import warnings
 import time
 from pathlib import Path
 from typing import Annotated
@@ -20,33 +22,51 @@ app = typer.Typer(
 train_app = typer.Typer(no_args_is_help=True, help="Train the embedded models.")
 app.add_typer(train_app, name="train")
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="bench.toml to read")]
-ModelOpt = Annotated[
-    str | None, typer.Option("--model", help="digits, digits-gmm or module:factory")
-]
-MethodsOpt = Annotated[str | None, typer.Option("--methods", help="comma-separated, e.g. spell,pg")]
-PromptsOpt = Annotated[
-    str | None, typer.Option("--prompts", help="a count (3) or comma-separated ids (0,7 or 7,)")
-]
-SamplesOpt = Annotated[int | None, typer.Option("--samples", help="samples per prompt")]
-BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="samples per batch")]
-StepsOpt = Annotated[int | None, typer.Option("--steps", help="sampling steps")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="run seed")]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="parent folder of run directories")]
-NameOpt = Annotated[str | None, typer.Option("--name", help="run directory name")]
-GuidanceOpt = Annotated[float | None, typer.Option("--guidance", help="CFG weight (1 = off)")]
-SchedulerOpt = Annotated[str | None, typer.Option("--scheduler", help="native, ddpm or ddim")]
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="torch threads per process")]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 ...")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="replace a run made by another config")]
-AcceleratorOpt = Annotated[str, typer.Option("--accelerator", help="Lightning: cpu, gpu, auto")]
-DevicesOpt = Annotated[str, typer.Option("--devices", help="Lightning: count, list or auto")]
-NodesOpt = Annotated[int, typer.Option("--num-nodes", help="Lightning: number of nodes")]
-StrategyOpt = Annotated[str, typer.Option("--strategy", help="Lightning: auto, ddp, ...")]
-PrecisionOpt = Annotated[
-    str | None, typer.Option("--precision", help="Lightning, GPU runs: 16-mixed ...")
-]
-LoggerOpt = Annotated[str, typer.Option("--logger", help="csv, tensorboard, wandb or none")]
+
+def _opt(*names: str, help: str):
+    return typer.Option(*names, help=help)
+
+
+RunDirArg = Annotated[Path, typer.Argument(help="a run directory")]
+
+
+def _options(
+    config: Annotated[Path | None, _opt("--config", help="bench.toml to read")] = None,
+    model: Annotated[
+        str | None, _opt("--model", help="digits, ldm, sd3 ... or module:factory")
+    ] = None,
+    model_path: Annotated[str | None, _opt("--model-path", help="local weights folder")] = None,
+    dtype: Annotated[str | None, _opt("--dtype", help="float32, float16, bfloat16")] = None,
+    preset: Annotated[
+        str | None, _opt("--preset", help="paper: the SPELL paper's settings")
+    ] = None,
+    methods: Annotated[str | None, _opt("--methods", help="comma-separated, e.g. spell,pg")] = None,
+    prompts: Annotated[str | None, _opt("--prompts", help="a count (3) or ids (0,7 or 7,)")] = None,
+    samples: Annotated[int | None, _opt("--samples", help="samples per prompt")] = None,
+    batch_size: Annotated[int | None, _opt("--batch-size", help="samples per batch")] = None,
+    steps: Annotated[int | None, _opt("--steps", help="sampling steps")] = None,
+    seed: Annotated[int | None, _opt("--seed", help="run seed")] = None,
+    guidance: Annotated[float | None, _opt("--guidance", help="CFG weight (1 = off)")] = None,
+    scheduler: Annotated[str | None, _opt("--scheduler", help="native, ddpm, ddim ...")] = None,
+    protect: Annotated[Path | None, _opt("--protect", help="protected set for SPELL")] = None,
+    radius: Annotated[float | None, _opt("--radius", help="SPELL radius (with --protect)")] = None,
+    out: Annotated[Path | None, _opt("--out", help="parent folder of run directories")] = None,
+    name: Annotated[str | None, _opt("--name", help="run directory name")] = None,
+    threads: Annotated[int | None, _opt("--threads", help="torch threads per process")] = None,
+    device: Annotated[str | None, _opt("--device", help="cpu, cuda, cuda:1 ...")] = None,
+    force: Annotated[bool, _opt("--force", help="replace a run made by another config")] = False,
+    accelerator: Annotated[str, _opt("--accelerator", help="Lightning: cpu, gpu, auto")] = "auto",
+    devices: Annotated[str, _opt("--devices", help="Lightning: count, list or auto")] = "1",
+    num_nodes: Annotated[int, _opt("--num-nodes", help="Lightning: nodes")] = 1,
+    strategy: Annotated[str, _opt("--strategy", help="Lightning: auto, ddp ...")] = "auto",
+    precision: Annotated[str | None, _opt("--precision", help="Lightning: 16-mixed ...")] = None,
+    logger: Annotated[str, _opt("--logger", help="csv, tensorboard, wandb or none")] = "csv",
+    extractors: Annotated[
+        str | None, _opt("--extractors", help="scoring: digits,pixels ...")
+    ] = None,
+    weights_dir: Annotated[Path | None, _opt("--weights-dir", help="feature weights")] = None,
+):
+    """The options of `bench run` and `bench generate` (a signature template)."""
 
 
 def _prompts(spec: str | None):
@@ -60,56 +80,52 @@ def _prompts(spec: str | None):
     return [p for p in spec.split(",") if p]
 
 
-def _config(
-    config,
-    model,
-    methods,
-    prompts,
-    samples,
-    batch_size,
-    steps,
-    seed,
-    out,
-    name,
-    guidance,
-    scheduler,
-    threads,
-    device,
-):
+def _config(opts: dict):
     from bench.config import load_config
 
-    overrides = {
-        "model": model,
-        "methods": methods.split(",") if methods else None,
-        "prompts": _prompts(prompts),
-        "samples": samples,
-        "batch_size": batch_size,
-        "steps": steps,
-        "seed": seed,
-        "out": out,
-        "name": name,
-        "guidance": guidance,
-        "scheduler": scheduler,
-        "threads": threads,
-        "device": device,
-    }
-    return load_config(config, overrides)
+    run_keys = (
+        "model",
+        "model_path",
+        "dtype",
+        "samples",
+        "batch_size",
+        "steps",
+        "seed",
+        "out",
+        "name",
+        "guidance",
+        "scheduler",
+        "threads",
+        "device",
+    )
+    overrides = {k: opts[k] for k in run_keys}
+    overrides["methods"] = opts["methods"].split(",") if opts["methods"] else None
+    overrides["prompts"] = _prompts(opts["prompts"])
+    spell = {"protect": opts["protect"], "radius": opts["radius"]}
+    return load_config(opts["config"], overrides, preset=opts["preset"], spell=spell)
 
 
-def _launch(accelerator, devices, num_nodes, strategy, precision, logger):
+def _launch(opts: dict):
     from bench.loop import Launch
 
+    devices = opts["devices"]
     devices = int(devices) if devices.isdigit() else devices
-    return Launch(accelerator, devices, num_nodes, strategy, precision, logger)
+    return Launch(
+        opts["accelerator"],
+        devices,
+        opts["num_nodes"],
+        opts["strategy"],
+        opts["precision"],
+        opts["logger"],
+    )
 
 
 def _generate(cfg, force: bool, launch):
     from bench.generate import generate
-    from bench.loop import is_global_zero
 
     start = time.perf_counter()
     run = generate(cfg, force=force, launch=launch)
-    if is_global_zero():
+    if launch is None or _is_zero():
         images = (run.manifest() or {}).get("images_generated", 0)
         seconds = time.perf_counter() - start
         rate = images / seconds if seconds > 0 else 0.0
@@ -117,6 +133,22 @@ def _generate(cfg, force: bool, launch):
             f"generated {images} images in {seconds:.1f} s ({rate:.2f} images/s) -> {run.path}"
         )
     return run
+
+
+def _is_zero() -> bool:
+    from bench.loop import is_global_zero
+
+    return is_global_zero()
+
+
+def _score(run_path: Path, extractors: str | None, weights_dir: Path | None, device: str):
+    from metrics.score import format_table, score_run
+
+    start = time.perf_counter()
+    names = extractors.split(",") if extractors else None
+    result = score_run(run_path, names, weights_dir=weights_dir, device=device)
+    typer.echo(format_table(result))
+    typer.echo(f"scored in {time.perf_counter() - start:.1f} s: {run_path / 'metrics.json'}")
 
 
 def _report(run_path: Path) -> None:
@@ -127,104 +159,86 @@ def _report(run_path: Path) -> None:
     typer.echo(f"report in {time.perf_counter() - start:.1f} s: {index}")
 
 
+def _stages_command(stages: tuple[str, ...], doc: str):
+    @functools.wraps(_options)
+    def command(**opts):
+        cfg = _config(opts)
+        run = _generate(cfg, opts["force"], _launch(opts))
+        if not _is_zero():
+            return
+        if "score" in stages:
+            _score(run.path, opts["extractors"], opts["weights_dir"], cfg.run.device)
+        if "report" in stages:
+            _report(run.path)
+
+    command.__doc__ = doc
+    return command
+
+
+app.command("run")(
+    _stages_command(
+        ("generate", "score", "report"),
+        "Generate, score and report in one go (the default: digits, none vs SPELL).",
+    )
+)
+app.command("generate")(
+    _stages_command(
+        ("generate",), "Generate samples for every method-config and prompt (resumes a run)."
+    )
+)
+
+
 @app.command()
-def generate(
-    config: ConfigOpt = None,
-    model: ModelOpt = None,
-    methods: MethodsOpt = None,
-    prompts: PromptsOpt = None,
-    samples: SamplesOpt = None,
-    batch_size: BatchOpt = None,
-    steps: StepsOpt = None,
-    seed: SeedOpt = None,
-    out: OutOpt = None,
-    name: NameOpt = None,
-    guidance: GuidanceOpt = None,
-    scheduler: SchedulerOpt = None,
-    threads: ThreadsOpt = None,
-    device: DeviceOpt = None,
-    force: ForceOpt = False,
-    accelerator: AcceleratorOpt = "auto",
-    devices: DevicesOpt = "1",
-    num_nodes: NodesOpt = 1,
-    strategy: StrategyOpt = "auto",
-    precision: PrecisionOpt = None,
-    logger: LoggerOpt = "csv",
+def score(
+    run_dir: RunDirArg,
+    extractors: Annotated[str | None, _opt("--extractors", help="digits,pixels ...")] = None,
+    weights_dir: Annotated[Path | None, _opt("--weights-dir", help="feature weights")] = None,
+    device: Annotated[str, _opt("--device", help="cpu, cuda ...")] = "cpu",
 ):
-    """Generate samples for every method-config and prompt (resumes an existing run)."""
-    cfg = _config(
-        config,
-        model,
-        methods,
-        prompts,
-        samples,
-        batch_size,
-        steps,
-        seed,
-        out,
-        name,
-        guidance,
-        scheduler,
-        threads,
-        device,
-    )
-    _generate(cfg, force, _launch(accelerator, devices, num_nodes, strategy, precision, logger))
+    """Extract features and compute every metric: RUN_DIR/metrics.json and metrics.csv."""
+    _score(run_dir, extractors, weights_dir, device)
 
 
 @app.command()
-def run(
-    config: ConfigOpt = None,
-    model: ModelOpt = None,
-    methods: MethodsOpt = None,
-    prompts: PromptsOpt = None,
-    samples: SamplesOpt = None,
-    batch_size: BatchOpt = None,
-    steps: StepsOpt = None,
-    seed: SeedOpt = None,
-    out: OutOpt = None,
-    name: NameOpt = None,
-    guidance: GuidanceOpt = None,
-    scheduler: SchedulerOpt = None,
-    threads: ThreadsOpt = None,
-    device: DeviceOpt = None,
-    force: ForceOpt = False,
-    accelerator: AcceleratorOpt = "auto",
-    devices: DevicesOpt = "1",
-    num_nodes: NodesOpt = 1,
-    strategy: StrategyOpt = "auto",
-    precision: PrecisionOpt = None,
-    logger: LoggerOpt = "csv",
-):
-    """Generate, score and report in one go (the default: digits, none vs SPELL)."""
-    from bench.loop import is_global_zero
-
-    cfg = _config(
-        config,
-        model,
-        methods,
-        prompts,
-        samples,
-        batch_size,
-        steps,
-        seed,
-        out,
-        name,
-        guidance,
-        scheduler,
-        threads,
-        device,
-    )
-    run_dir = _generate(
-        cfg, force, _launch(accelerator, devices, num_nodes, strategy, precision, logger)
-    )
-    if is_global_zero():
-        _report(run_dir.path)
-
-
-@app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")]):
+def report(run_dir: RunDirArg):
     """Draw the report of a scored run: Pareto fronts, sparsity, grids, tables, HTML."""
     _report(run_dir)
+
+
+@app.command()
+def calibrate(
+    model: Annotated[str, _opt("--model", help="model name")] = "digits",
+    prompt: Annotated[str | None, _opt("--prompt", help="prompt id (default: the first)")] = None,
+    batch_size: Annotated[int, _opt("--batch-size", help="samples in the batch")] = 8,
+    steps: Annotated[int | None, _opt("--steps", help="sampling steps")] = None,
+    guidance: Annotated[float | None, _opt("--guidance", help="CFG weight")] = None,
+    seed: Annotated[int, _opt("--seed", help="seed")] = 0,
+    model_path: Annotated[str | None, _opt("--model-path", help="local weights")] = None,
+    device: Annotated[str, _opt("--device", help="cpu, cuda ...")] = "cpu",
+    out: Annotated[Path | None, _opt("--out", help="write the bench.toml snippet here")] = None,
+):
+    """The paper's radius calibration: 16 radii up to twice the median pairwise distance."""
+    from bench.atomic import atomic_write_text
+    from bench.calibrate import calibrate as run_calibration
+    from bench.calibrate import calibration_toml
+    from bench.generate import select_prompts
+    from bench.models.registry import load_model
+
+    kwargs = {"device": device} | ({"model_path": model_path} if model_path else {})
+    adapter = load_model(model, **kwargs)
+    chosen = select_prompts(adapter, [prompt] if prompt else 1)[0]
+    result = run_calibration(
+        adapter,
+        chosen,
+        batch_size,
+        steps or adapter.default_steps,
+        adapter.default_guidance if guidance is None else guidance,
+        seed,
+    )
+    snippet = calibration_toml(result)
+    typer.echo(snippet)
+    if out is not None:
+        atomic_write_text(out, snippet)
 
 
 @app.command("list")
@@ -246,18 +260,30 @@ def list_(what: Annotated[str, typer.Argument(help="models or methods")] = "meth
 
 @train_app.command("digits")
 def train_digits(
-    out: Annotated[Path | None, typer.Option(help="weights file")] = None,
-    seed: Annotated[int, typer.Option(help="training seed")] = 0,
+    out: Annotated[Path | None, _opt("--out", help="weights file")] = None,
+    seed: Annotated[int, _opt("--seed", help="training seed")] = 0,
 ):
     """Retrain the embedded digits UNet (the committed weights come from this)."""
     from bench.models.digits import WEIGHTS
     from bench.train_digits import train_digits_unet
 
-    summary = train_digits_unet(out or WEIGHTS, seed=seed)
-    typer.echo(f"trained digits UNet: {summary}")
+    typer.echo(f"trained digits UNet: {train_digits_unet(out or WEIGHTS, seed=seed)}")
+
+
+@train_app.command("digits-features")
+def train_digits_features(
+    out: Annotated[Path | None, _opt("--out", help="weights file")] = None,
+    seed: Annotated[int, _opt("--seed", help="training seed")] = 0,
+):
+    """Retrain the digits feature extractor / classifier used for scoring."""
+    from metrics.train_digits import WEIGHTS, train_digits_classifier
+
+    accuracy = train_digits_classifier(out or WEIGHTS, seed=seed)
+    typer.echo(f"trained digits classifier: held-out accuracy {accuracy}")
 
 
 def main() -> None:
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
     try:
         app()
     except BenchError as err:

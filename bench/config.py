@@ -22,6 +22,8 @@ class RunConfig(BaseModel):
     name: str = Field("digits", min_length=1, description="run directory name under `out`")
     out: Path = Field(Path("runs"), description="parent folder of run directories")
     model: str = "digits"
+    model_path: str | None = Field(None, description="local weights folder of the model")
+    dtype: str | None = Field(None, description="float32, float16, bfloat16 (model default)")
     methods: list[str] = Field(default_factory=lambda: ["none", "spell"])
     prompts: int | list[str] | str = Field("all", description="'all', a count, or ids")
     samples: int = Field(32, gt=0, description="samples per prompt")
@@ -57,8 +59,26 @@ def _first_error(err: ValidationError) -> str:
     return f"{where}: {e['msg']}"
 
 
-def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> BenchConfig:
-    """Read bench.toml (or the packaged default), then apply command-line overrides."""
+def apply_preset(data: dict[str, Any], preset: str, model: str) -> None:
+    """`--preset paper`: the paper's CFG weight, steps, batch size, SPELL radius and lambda."""
+    if preset != "paper":
+        raise BenchError(f"unknown preset {preset!r}: the only preset is 'paper'")
+    from bench.models.presets import paper_preset
+
+    settings = paper_preset(model)
+    for key in ("guidance", "steps", "batch_size"):
+        data["run"][key] = settings[key]
+    data.setdefault("method", {}).setdefault("spell", {}).update(settings["spell"])
+
+
+def load_config(
+    path: Path | None,
+    overrides: dict[str, Any] | None = None,
+    preset: str | None = None,
+    spell: dict[str, Any] | None = None,
+) -> BenchConfig:
+    """Read bench.toml (or the packaged default), apply a preset, then command-line flags
+    (`spell` holds flags that set SPELL parameters, such as --protect and --radius)."""
     if path is None:
         path = Path("bench.toml") if Path("bench.toml").exists() else DEFAULT_CONFIG
     data: dict[str, Any] = {}
@@ -69,8 +89,16 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> B
             raise BenchError(f"malformed config {path}: {err}") from err
     elif path != DEFAULT_CONFIG:
         raise BenchError(f"config file {path} not found")
-    run = {**data.get("run", {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
-    data["run"] = run
+    data["run"] = dict(data.get("run", {}))
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if preset is not None:
+        apply_preset(data, preset, flags.get("model", data["run"].get("model", "digits")))
+    data["run"].update(flags)
+    spell_flags = {k: v for k, v in (spell or {}).items() if v is not None}
+    if spell_flags:
+        data.setdefault("method", {}).setdefault("spell", {}).update(
+            {k: str(v) if isinstance(v, Path) else v for k, v in spell_flags.items()}
+        )
     try:
         return BenchConfig(**data)
     except ValidationError as err:

@@ -49,6 +49,16 @@ def select_methods(config: BenchConfig) -> list[DiversityMethod]:
     return methods
 
 
+def model_kwargs(config: BenchConfig) -> dict:
+    """Factory arguments: the device always, path and dtype only when given."""
+    kwargs = {"device": config.run.device}
+    if config.run.model_path is not None:
+        kwargs["model_path"] = config.run.model_path
+    if config.run.dtype is not None:
+        kwargs["dtype"] = config.run.dtype
+    return kwargs
+
+
 def run_path(config: BenchConfig) -> Path:
     return Path(config.run.out) / config.run.name
 
@@ -61,7 +71,7 @@ def generate(
     torch.set_num_threads(config.run.threads)
     zero = is_global_zero()
     methods = select_methods(config)
-    model = load_model(config.run.model, device=config.run.device)
+    model = load_model(config.run.model, **model_kwargs(config))
     prompts = select_prompts(model, config.run.prompts)
     settings = SamplingSettings(
         guidance=model.default_guidance if config.run.guidance is None else config.run.guidance,
