@@ -12,8 +12,9 @@ import os
 from dataclasses import dataclass
 
 import lightning as L
-from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 from bench.errors import BenchError
 from bench.models.base import ModelAdapter, Prompt
@@ -115,6 +116,33 @@ def is_global_zero() -> bool:
     return all(int(os.environ.get(k, 0)) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
+class ImageProgress(Callback):
+    """One bar on rank 0, counted in images, with ETA and images per second."""
+
+    def __init__(self, images_per_item: int, label: str = "generating") -> None:
+        self.images_per_item = images_per_item
+        self.label = label
+        self.bar = None
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        total = sum(trainer.num_predict_batches) * self.images_per_item
+        self.bar = tqdm(
+            total=total,
+            desc=self.label,
+            unit="img",
+            dynamic_ncols=True,
+            disable=not trainer.is_global_zero,
+        )
+
+    def on_predict_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        self.bar.update(self.images_per_item)
+
+    def on_predict_end(self, trainer, pl_module) -> None:
+        self.bar.close()
+
+
 def make_logger(kind: str, run: RunDir):
     from lightning.pytorch import loggers
 
@@ -129,7 +157,7 @@ def make_logger(kind: str, run: RunDir):
     raise BenchError(f"unknown logger {kind!r}: use csv, tensorboard, wandb or none")
 
 
-def make_trainer(run: RunDir, launch: Launch, callbacks: list, progress: bool) -> L.Trainer:
+def make_trainer(run: RunDir, launch: Launch, callbacks: list) -> L.Trainer:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     return L.Trainer(
         accelerator=launch.accelerator,
@@ -139,7 +167,7 @@ def make_trainer(run: RunDir, launch: Launch, callbacks: list, progress: bool) -
         precision=launch.precision,
         logger=make_logger(launch.logger, run),
         callbacks=callbacks,
-        enable_progress_bar=progress,
+        enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=False,
         inference_mode=False,
@@ -171,7 +199,8 @@ def run_generation(
     if not todo:
         return 0
     task = GenerationTask(model, methods, settings, samples, batch_size, seed)
-    trainer = make_trainer(run, launch or Launch(), [SampleWriter(run)], progress)
+    callbacks = [SampleWriter(run)] + ([ImageProgress(samples)] if progress else [])
+    trainer = make_trainer(run, launch or Launch(), callbacks)
     loader = DataLoader(WorkItems(todo), batch_size=1, collate_fn=_single)
     trainer.predict(task, loader, return_predictions=False)
     trainer.strategy.barrier()
