@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import sys
-import warnings
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -41,7 +41,10 @@ def _options(
         str | None, _opt("--preset", help="paper: the SPELL paper's settings")
     ] = None,
     methods: Annotated[str | None, _opt("--methods", help="comma-separated, e.g. spell,pg")] = None,
-    prompts: Annotated[str | None, _opt("--prompts", help="a count (3) or ids (0,7 or 7,)")] = None,
+    prompts: Annotated[
+        str | None, _opt("--prompts", help="a count, ids (0,7 or 7,), imagenet, file:P, cc12m:D")
+    ] = None,
+    references: Annotated[Path | None, _opt("--references", help="reference images")] = None,
     samples: Annotated[int | None, _opt("--samples", help="samples per prompt")] = None,
     batch_size: Annotated[int | None, _opt("--batch-size", help="samples per batch")] = None,
     steps: Annotated[int | None, _opt("--steps", help="sampling steps")] = None,
@@ -70,12 +73,15 @@ def _options(
 
 
 def _prompts(spec: str | None):
+    """A count, "all", a dataset spec (imagenet, file:PATH, cc12m:DIR) or ids."""
+    from bench.data.sets import dataset_spec
+
     if spec is None:
         return None
     spec = spec.strip()
     if spec.isdigit():
         return int(spec)
-    if spec == "all":
+    if spec == "all" or dataset_spec(spec):
         return spec
     return [p for p in spec.split(",") if p]
 
@@ -239,6 +245,51 @@ def calibrate(
     typer.echo(snippet)
     if out is not None:
         atomic_write_text(out, snippet)
+
+
+@app.command()
+def regress(
+    run_dir: RunDirArg,
+    baseline: Annotated[Path, _opt("--baseline", help="baseline JSON with tolerances")],
+    update: Annotated[bool, _opt("--update", help="write a new baseline from this run")] = False,
+    show_all: Annotated[bool, _opt("--all", help="list unchanged metrics too")] = False,
+):
+    """Compare a scored run with a baseline; exit 1 when a metric regressed."""
+    from bench import regress as rg
+
+    metrics = rg.read_metrics(run_dir)
+    if update:
+        rg.update_baseline(metrics, baseline)
+        typer.echo(f"baseline written: {baseline}")
+        return
+    rows = rg.compare(metrics, rg.read_baseline(baseline))
+    typer.echo(rg.format_rows(rows, show_all=show_all))
+    if rg.has_regression(rows):
+        raise typer.Exit(1)
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Build prompt/reference datasets.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("build")
+def data_build(
+    kind: Annotated[str, typer.Argument(help="cc12m")],
+    tsv: Annotated[Path, _opt("--tsv", help="CC12M TSV (url, caption)")],
+    images: Annotated[Path, _opt("--images", help="img2dataset output folder")],
+    out: Annotated[Path, _opt("--out", help="dataset folder to write")],
+    seed: Annotated[int, _opt("--seed", help="split seed")] = 0,
+    force: Annotated[bool, _opt("--force", help="replace an existing dataset")] = False,
+):
+    """Build the paper's CC12M soft-label split (Appendix E) from local files."""
+    import json
+
+    if kind != "cc12m":
+        raise BenchError(f"unknown dataset {kind!r}: the builder knows cc12m")
+    from bench.data.cc12m import build_cc12m
+
+    summary = build_cc12m(tsv, images, out, seed=seed, force=force)
+    typer.echo(json.dumps(summary, indent=2))
 
 
 @app.command("list")

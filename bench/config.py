@@ -25,7 +25,12 @@ class RunConfig(BaseModel):
     model_path: str | None = Field(None, description="local weights folder of the model")
     dtype: str | None = Field(None, description="float32, float16, bfloat16 (model default)")
     methods: list[str] = Field(default_factory=lambda: ["none", "spell"])
-    prompts: int | list[str] | str = Field("all", description="'all', a count, or ids")
+    prompts: int | list[str] | str = Field(
+        "all", description="'all', a count, ids, or a dataset: imagenet, file:PATH, cc12m:DIR"
+    )
+    references: Path | None = Field(
+        None, description="reference image folder of a dataset prompt set (scoring only)"
+    )
     samples: int = Field(32, gt=0, description="samples per prompt")
     batch_size: int = Field(8, gt=0)
     steps: int | None = Field(None, gt=0, description="default: the model's")
@@ -50,6 +55,7 @@ class BenchConfig(BaseModel):
         data["run"].pop("out")
         data["run"].pop("name")
         data["run"].pop("threads")
+        data["run"].pop("references")  # read by scoring only: same samples either way
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

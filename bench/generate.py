@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from bench.config import BenchConfig
+from bench.data.sets import dataset_spec, load_prompt_set
 from bench.errors import BenchError
 from bench.loop import Launch, is_global_zero, run_generation
 from bench.models.base import ModelAdapter, Prompt
@@ -19,6 +20,9 @@ from methods.registry import expand
 
 
 def select_prompts(model: ModelAdapter, spec: int | list[str] | str) -> list[Prompt]:
+    dataset = dataset_spec(spec)
+    if dataset is not None:
+        return load_prompt_set(dataset, model)
     offered = model.prompts()
     if spec == "all":
         chosen = offered

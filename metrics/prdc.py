@@ -23,11 +23,11 @@ def compute_prdc(
 ) -> dict[str, float] | Undefined:
     """The four metrics of `fake` against `real`; Undefined with fewer than k+1 points in a set."""
     real, fake = as_rows(real), as_rows(fake)
-    if real.shape[1] != fake.shape[1]:
-        raise ValueError(f"feature dims differ: real {real.shape[1]}, fake {fake.shape[1]}")
     for name, x in (("reference", real), ("generated", fake)):
         if len(x) < k + 1:
             return Undefined(f"{len(x)} {name} images, k={k} needs at least {k + 1}")
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"feature dims differ: real {real.shape[1]}, fake {fake.shape[1]}")
     real_radii = kth_neighbour_radii(real, k)
     fake_radii = kth_neighbour_radii(fake, k)
     d = pairwise_distances(real, fake)  # (real, fake)

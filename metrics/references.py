@@ -31,6 +31,7 @@ class ReferenceProvider:
     quality_extractor: str
     class_index: Callable[[str], int] | None = None
     prompt_text: Callable[[str], str] | None = None
+    reference_free: bool = False  # no reference images: only Vendi and CLIP score have values
 
 
 ReferenceFactory = Callable[[Path], ReferenceProvider]
@@ -42,6 +43,12 @@ def register_reference(model: str, factory: ReferenceFactory) -> None:
 
 
 def get_reference(model: str, run_dir: Path) -> ReferenceProvider:
+    """A dataset prompt set's references (bench.data.sets) first, else the model's."""
+    from bench.data.references import run_reference
+
+    dataset = run_reference(Path(run_dir))
+    if dataset is not None:
+        return dataset
     if model not in _PROVIDERS:
         raise BenchError(
             f"no reference set for model {model!r}: scoring supports {sorted(_PROVIDERS)}"

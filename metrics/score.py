@@ -65,6 +65,7 @@ def _protocol(
             "per_prompt": reference.name,
             "marginal": "union of the per-prompt reference sets of the scored prompts",
         },
+        "references": "none" if reference.reference_free else "images",
         "extractors": {n: e.settings() for n, e in spaces.extractors.items()},
         "feature_dims": {n: spaces.feature_dim(n) for n in spaces.extractors},
         "per_prompt_extractor": primary,
