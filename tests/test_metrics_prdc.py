@@ -2,7 +2,6 @@
 
 import contextlib
 import io
-import os
 
 import numpy as np
 import pytest
@@ -39,10 +38,6 @@ def test_reference_values_default_rng_1000x64():
     assert got == pytest.approx(want, abs=1e-12)
 
 
-@pytest.mark.skipif(
-    not os.environ.get("SPELLBENCH_SLOW_TESTS"),
-    reason="~50 s on 2 cores; set SPELLBENCH_SLOW_TESTS=1 to run the prdc README case",
-)
 def test_reference_values_prdc_readme_10000x1000():
     np.random.seed(0)
     real = np.random.normal(size=(10000, 1000))
