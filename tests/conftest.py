@@ -1,11 +1,11 @@
 import pytest
 import torch
 
+from bench.models.digits import DigitsAdapter, DigitsDenoiser
+
 # One intra-op thread: tests are small, and on a busy 2-core machine extra threads
 # spin against each other (subprocess tests pass --threads themselves).
 torch.set_num_threads(1)
-
-from bench.models.digits import DigitsAdapter, DigitsDenoiser
 
 
 @pytest.fixture(scope="session")
