@@ -67,22 +67,17 @@ def make_digits_scheduler(kind: str = "native") -> SchedulerMixin:
 
 def load_denoiser(path: Path = WEIGHTS) -> DigitsDenoiser:
     if not path.exists():
-        raise BenchError(f"digits weights missing at {path}: run `bench train digits` to create them")
+        raise BenchError(f"digits weights missing at {path}: run `bench train digits` to make them")
     net = DigitsDenoiser()
     net.load_state_dict(load_file(str(path)))
     return net.eval().requires_grad_(False)
 
 
-class DigitsAdapter(ModelAdapter):
-    name = "digits"
-    latent_shape = (1, IMAGE_SIZE, IMAGE_SIZE)
-    prediction_type = "epsilon"
-    default_guidance = DEFAULT_GUIDANCE
-    default_steps = 50
+class DigitsClasses(ModelAdapter):
+    """What both digits models share: the ten classes as prompts, 8x8 pixels, DDPM."""
 
-    def __init__(self, net: DigitsDenoiser | None = None, device: str = "cpu") -> None:
-        self.device = torch.device(device)
-        self.net = (net or load_denoiser()).to(self.device)
+    latent_shape = (1, IMAGE_SIZE, IMAGE_SIZE)
+    default_steps = 50
 
     def prompts(self) -> list[Prompt]:
         return [Prompt(id=str(c), text=f"digit {c}", label=c) for c in range(NUM_CLASSES)]
@@ -90,9 +85,21 @@ class DigitsAdapter(ModelAdapter):
     def make_scheduler(self, kind: str = "native") -> SchedulerMixin:
         return make_digits_scheduler(kind)
 
+    def labels(self, prompts: list[Prompt]) -> torch.Tensor:
+        return torch.tensor([p.label for p in prompts], device=self.device)
+
+
+class DigitsAdapter(DigitsClasses):
+    name = "digits"
+    prediction_type = "epsilon"
+    default_guidance = DEFAULT_GUIDANCE
+
+    def __init__(self, net: DigitsDenoiser | None = None, device: str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.net = (net or load_denoiser()).to(self.device)
+
     def condition(self, prompts: list[Prompt]) -> torch.Tensor:
-        labels = torch.tensor([p.label for p in prompts], device=self.device)
-        return self.net.label_embedding(labels)
+        return self.net.label_embedding(self.labels(prompts))
 
     def null_condition(self, n: int) -> torch.Tensor:
         labels = torch.full((n,), NULL_CLASS, device=self.device)

@@ -17,13 +17,12 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from diffusers import SchedulerMixin
 from scipy.special import logsumexp
 
 from bench.data.digits import IMAGE_SIZE, NUM_CLASSES, load_split
 from bench.errors import BenchError
-from bench.models.base import ModelAdapter, Prompt
-from bench.models.digits import NULL_CLASS, make_digits_scheduler
+from bench.models.base import Prompt
+from bench.models.digits import NULL_CLASS, DigitsClasses, make_digits_scheduler
 
 COMPONENTS = 3
 REG_COVAR = 1e-2
@@ -138,26 +137,17 @@ def class_weights_from_condition(cond: np.ndarray, class_freq: np.ndarray) -> np
     return weights / weights.sum(axis=1, keepdims=True)
 
 
-class DigitsGMMAdapter(ModelAdapter):
+class DigitsGMMAdapter(DigitsClasses):
     name = "digits-gmm"
-    latent_shape = (1, IMAGE_SIZE, IMAGE_SIZE)
     prediction_type = "sample"
-    default_steps = 50
 
     def __init__(self, device: str = "cpu") -> None:
         self.device = torch.device(device)
         self.mixtures = fit_class_mixtures()
         self.alphas_cumprod = make_digits_scheduler().alphas_cumprod.double().numpy()
 
-    def prompts(self) -> list[Prompt]:
-        return [Prompt(id=str(c), text=f"digit {c}", label=c) for c in range(NUM_CLASSES)]
-
-    def make_scheduler(self, kind: str = "native") -> SchedulerMixin:
-        return make_digits_scheduler(kind)
-
     def condition(self, prompts: list[Prompt]) -> torch.Tensor:
-        labels = torch.tensor([p.label for p in prompts], device=self.device)
-        return self._one_hot(labels)
+        return self._one_hot(self.labels(prompts))
 
     def null_condition(self, n: int) -> torch.Tensor:
         return self._one_hot(torch.full((n,), NULL_CLASS, device=self.device))

@@ -9,14 +9,13 @@ from __future__ import annotations
 import torch
 from diffusers import LDMTextToImagePipeline
 
-from bench.models.base import Prompt
-from bench.models.pipelines import PipelineAdapter, Weights, caption_prompts, load_pipeline
+from bench.models.pipelines import TextPipelineAdapter, Weights, load_pipeline
 
 WEIGHTS = Weights("ldm", "CompVis/ldm-text2im-large-256", "SPELLBENCH_LDM_PATH")
 MAX_LENGTH = 77  # the pipeline pads every caption to 77 tokens
 
 
-class LDMAdapter(PipelineAdapter):
+class LDMAdapter(TextPipelineAdapter):
     name = "ldm"
     default_guidance = 5.0
     default_steps = 50
@@ -33,15 +32,6 @@ class LDMAdapter(PipelineAdapter):
     @property
     def vae(self) -> torch.nn.Module:
         return self.pipe.vqvae
-
-    def prompts(self) -> list[Prompt]:
-        return caption_prompts()
-
-    def condition(self, prompts: list[Prompt]) -> torch.Tensor:
-        return self._embed([p.text for p in prompts])
-
-    def null_condition(self, n: int) -> torch.Tensor:
-        return self._embed([""] * n)
 
     def _embed(self, texts: list[str]) -> torch.Tensor:
         ids = self.pipe.tokenizer(

@@ -153,6 +153,23 @@ class PipelineAdapter(ModelAdapter):
         return (latents - (config.get("shift_factor") or 0.0)) * config.scaling_factor
 
 
+class TextPipelineAdapter(PipelineAdapter):
+    """Text-to-image pipelines: captions as prompts, the empty prompt as the null one."""
+
+    def prompts(self) -> list[Prompt]:
+        return caption_prompts()
+
+    def condition(self, prompts: list[Prompt]) -> torch.Tensor:
+        return self._embed([p.text for p in prompts])
+
+    def null_condition(self, n: int) -> torch.Tensor:
+        # the pipelines' negative prompt "" goes through the same encoder call
+        return self._embed([""] * n)
+
+    def _embed(self, texts: list[str]) -> torch.Tensor:
+        raise NotImplementedError
+
+
 def batch_timestep(timestep: torch.Tensor | float, n: int, device: torch.device) -> torch.Tensor:
     """A scheduler timestep broadcast to a batch of n, as the pipelines do."""
     return torch.as_tensor(timestep, device=device).reshape(-1).expand(n)

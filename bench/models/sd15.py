@@ -10,13 +10,12 @@ from __future__ import annotations
 import torch
 from diffusers import StableDiffusionPipeline
 
-from bench.models.base import Prompt
-from bench.models.pipelines import PipelineAdapter, Weights, caption_prompts, load_pipeline
+from bench.models.pipelines import TextPipelineAdapter, Weights, load_pipeline
 
 WEIGHTS = Weights("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "SPELLBENCH_SD15_PATH")
 
 
-class SD15Adapter(PipelineAdapter):
+class SD15Adapter(TextPipelineAdapter):
     name = "sd15"
     default_guidance = 7.5
     default_steps = 50
@@ -29,16 +28,6 @@ class SD15Adapter(PipelineAdapter):
     @property
     def network(self) -> torch.nn.Module:
         return self.pipe.unet
-
-    def prompts(self) -> list[Prompt]:
-        return caption_prompts()
-
-    def condition(self, prompts: list[Prompt]) -> torch.Tensor:
-        return self._embed([p.text for p in prompts])
-
-    def null_condition(self, n: int) -> torch.Tensor:
-        # the pipeline's negative prompt "" goes through the same encoder call
-        return self._embed([""] * n)
 
     def _embed(self, texts: list[str]) -> torch.Tensor:
         return self.pipe.encode_prompt(texts, self.device, 1, False)[0]

@@ -15,12 +15,10 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, SchedulerMixin, StableDiffusion3Pipeline
 from diffusers.pipelines.stable_diffusion_3.pipeline_stable_diffusion_3 import calculate_shift
 
-from bench.models.base import Prompt
 from bench.models.pipelines import (
-    PipelineAdapter,
+    TextPipelineAdapter,
     Weights,
     batch_timestep,
-    caption_prompts,
     load_pipeline,
 )
 
@@ -49,7 +47,7 @@ def unpack(cond: torch.Tensor, pooled_dim: int) -> tuple[torch.Tensor, torch.Ten
     return cond[:, :-rows], cond[:, -rows:].flatten(1)[:, :pooled_dim]
 
 
-class SD3Adapter(PipelineAdapter):
+class SD3Adapter(TextPipelineAdapter):
     name = "sd3"
     prediction_type = "flow"
     default_guidance = 5.5
@@ -66,15 +64,6 @@ class SD3Adapter(PipelineAdapter):
     @property
     def network(self) -> torch.nn.Module:
         return self.pipe.transformer
-
-    def prompts(self) -> list[Prompt]:
-        return caption_prompts()
-
-    def condition(self, prompts: list[Prompt]) -> torch.Tensor:
-        return self._embed([p.text for p in prompts])
-
-    def null_condition(self, n: int) -> torch.Tensor:
-        return self._embed([""] * n)
 
     def _embed(self, texts: list[str]) -> torch.Tensor:
         embeds, _, pooled, _ = self.pipe.encode_prompt(
