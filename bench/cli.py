@@ -268,6 +268,81 @@ def regress(
         raise typer.Exit(1)
 
 
+protect_app = typer.Typer(no_args_is_help=True, help="Protected sets: build and evaluate.")
+app.add_typer(protect_app, name="protect")
+
+
+@protect_app.command("build")
+def protect_build(
+    images: Annotated[str, _opt("--images", help="digits-train, digits-held_out or a folder")],
+    out: Annotated[Path, _opt("--out", help="index directory to write")],
+    model: Annotated[str, _opt("--model", help="model whose space the shields live in")] = "digits",
+    model_path: Annotated[str | None, _opt("--model-path", help="local weights")] = None,
+    backend: Annotated[str, _opt("--backend", help="exact or faiss-ivf")] = "exact",
+    nlist: Annotated[int | None, _opt("--nlist", help="IVF cells (default sqrt(N))")] = None,
+    device: Annotated[str, _opt("--device", help="cpu, cuda ...")] = "cpu",
+):
+    """Encode images into the model's diffusion space and save them as a protected set."""
+    from bench.models.registry import load_model
+    from bench.protect import build_protected_set
+
+    kwargs = {"device": device} | ({"model_path": model_path} if model_path else {})
+    path = build_protected_set(
+        load_model(model, **kwargs), images, out, backend=backend, nlist=nlist
+    )
+    typer.echo(f"protected set: {path}")
+
+
+@protect_app.command("eval")
+def protect_eval(
+    index: Annotated[Path, typer.Argument(help="a protected set (bench protect build)")],
+    model: Annotated[str, _opt("--model", help="model")] = "digits",
+    radius: Annotated[float | None, _opt("--radius", help="r (default: 10% of plain hit)")] = None,
+    backends: Annotated[str, _opt("--backends", help="exact,projected,faiss-ivf:1 ...")] = (
+        "exact,faiss-ivf:1,faiss-ivf:2,faiss-ivf:10"
+    ),
+    samples: Annotated[int, _opt("--samples", help="samples per prompt")] = 20,
+    seed: Annotated[int, _opt("--seed", help="seed")] = 0,
+    out: Annotated[Path | None, _opt("--out", help="write protection.json/.md here")] = None,
+):
+    """Table 2: share of images within r of a protected image, with and without SPELL."""
+    from bench.atomic import atomic_write_text
+    from bench.models.registry import load_model
+    from bench.protect import evaluate_protection, parse_backends
+
+    report_ = evaluate_protection(
+        load_model(model),
+        index,
+        radius=radius,
+        backends=parse_backends(backends),
+        samples_per_prompt=samples,
+        seed=seed,
+    )
+    typer.echo(report_.to_markdown())
+    if out is not None:
+        atomic_write_text(out / "protection.md", report_.to_markdown())
+        atomic_write_text(out / "protection.json", report_.to_json())
+
+
+@app.command()
+def perf(
+    suites: Annotated[str, _opt("--suites", help="overhead,lookup,harness,metrics")] = (
+        "overhead,lookup,harness,metrics"
+    ),
+    quick: Annotated[bool, _opt("--quick", help="small sizes, digits only")] = False,
+    threads: Annotated[int | None, _opt("--threads", help="torch/faiss threads")] = None,
+    device: Annotated[str, _opt("--device", help="cpu, cuda ...")] = "cpu",
+    out: Annotated[Path | None, _opt("--out", help="write perf.json and perf.md here")] = None,
+):
+    """The performance suite: SPELL overhead, shield lookup, harness overhead, metric cost."""
+    from bench.perf import run_perf
+
+    result = run_perf(
+        suites=tuple(suites.split(",")), quick=quick, threads=threads, out=out, device=device
+    )
+    typer.echo(result.to_markdown())
+
+
 data_app = typer.Typer(no_args_is_help=True, help="Build prompt/reference datasets.")
 app.add_typer(data_app, name="data")
 

@@ -2,5 +2,19 @@
 
 from bench.shields.base import Neighbours, ShieldSet
 from bench.shields.exact import ExactShieldSet
+from bench.shields.factory import BACKENDS, make_shield_set
+from bench.shields.projected import ProjectedShieldSet
+from bench.shields.store import ShieldWriter, load_shields, load_vectors, save_shields
 
-__all__ = ["ExactShieldSet", "Neighbours", "ShieldSet"]
+__all__ = [
+    "BACKENDS",
+    "ExactShieldSet",
+    "Neighbours",
+    "ProjectedShieldSet",
+    "ShieldSet",
+    "ShieldWriter",
+    "load_shields",
+    "load_vectors",
+    "make_shield_set",
+    "save_shields",
+]

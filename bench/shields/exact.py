@@ -1,66 +1,159 @@
-"""Exact shield search: chunked matmul distances on the queries' device."""
+"""Exact shield search: chunked matmul distances on the shields' device."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import torch
 
-from bench.shields.base import Neighbours, ShieldSet
+from bench.shields.base import Neighbours, ShieldSet, check_radius
+
+CHUNK_BYTES = 256 * 2**20
+STORAGE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def default_chunk(dim: int) -> int:
+    """Rows per chunk so one float32 chunk takes about CHUNK_BYTES."""
+    return max(1024, CHUNK_BYTES // (4 * dim))
+
+
+def squared_norms(data: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Row-wise float32 ||z||^2 without materialising a float32 copy of all rows."""
+    out = torch.empty(data.shape[0], device=data.device)
+    for start in range(0, data.shape[0], chunk):
+        out[start : start + chunk] = data[start : start + chunk].float().pow(2).sum(1)
+    return out
+
+
+def expansion_tolerance(dtype: torch.dtype, dim: int) -> float:
+    """Relative slack on |q|^2 + |z|^2 - 2 q.z that covers its rounding error.
+
+    In a low-precision dtype the query is rounded to it and the dot product comes
+    back in it (eps together, relative to |q|^2 + |z|^2); twice that leaves room for
+    GPU split-K partial sums kept in that dtype. Float32 accumulation adds about
+    sqrt(dim) float32 epsilons. Candidates inside the slack are rechecked exactly, so
+    a generous slack costs time, never correctness.
+    """
+    eps32 = torch.finfo(torch.float32).eps
+    rounding = eps32 if dtype == torch.float32 else 2.0 * torch.finfo(dtype).eps
+    return rounding + 4.0 * math.sqrt(dim) * eps32
 
 
 class ExactShieldSet(ShieldSet):
-    """Brute-force search, memory bounded by `chunk` shields at a time.
+    """Brute-force search over `chunk` shields at a time, on the shields' device.
 
-    `dtype` is the storage type (float16 halves memory for large protected sets);
-    distances are always computed in float32.
+    `dtype` is the storage type: float16 / bfloat16 halve memory and memory traffic
+    for large protected sets and the matmul runs in that type; every candidate is
+    then rechecked in float32 against its stored vector, so the answer is exact for
+    the stored vectors.
     """
+
+    backend = "exact"
 
     def __init__(
         self,
         vectors: torch.Tensor | None = None,
         dim: int | None = None,
         dtype: torch.dtype = torch.float32,
-        chunk: int = 65536,
+        chunk: int | None = None,
         device: torch.device | str = "cpu",
     ) -> None:
         if vectors is None and dim is None:
             raise ValueError("give the shield vectors or their dimension")
+        if dtype not in STORAGE_DTYPES:
+            raise ValueError(f"unsupported storage dtype {dtype}; use one of {STORAGE_DTYPES}")
         self.dtype = dtype
-        self.chunk = chunk
         self.device = torch.device(device)
-        d = dim if vectors is None else vectors.flatten(1).shape[1]
+        d = dim if vectors is None else vectors[0].numel()
+        self.chunk = chunk or default_chunk(d)
         self._data = torch.empty(0, d, dtype=dtype, device=self.device)
         self._sq_norms = torch.empty(0, device=self.device)
+        self._max_norm = 0.0
         if vectors is not None:
-            self.add(vectors)
+            # Used in place when dtype and device already match: a 1.2M-row set or a
+            # memory-mapped file is not copied.
+            flat = vectors.reshape(vectors.shape[0], -1).to(self.device, self.dtype)
+            self._set(flat.contiguous())
 
     def __len__(self) -> int:
         return self._data.shape[0]
 
+    @property
+    def dim(self) -> int:
+        return self._data.shape[1]
+
+    @property
+    def max_norm(self) -> float:
+        return self._max_norm
+
+    @property
+    def data(self) -> torch.Tensor:
+        """The stored (N, d) tensor, shared, not copied."""
+        return self._data
+
+    def describe(self) -> str:
+        return "exact" if self.dtype == torch.float32 else f"exact-{_short(self.dtype)}"
+
     def add(self, vectors: torch.Tensor) -> None:
-        flat = vectors.flatten(1).to(self.device, torch.float32)
-        self._data = torch.cat([self._data, flat.to(self.dtype)])
-        self._sq_norms = torch.cat([self._sq_norms, flat.pow(2).sum(1)])
+        """Append shields (always copied)."""
+        flat = vectors.reshape(vectors.shape[0], -1).to(self.device, self.dtype)
+        self._set(torch.cat([self._data, flat]))
+
+    def _set(self, data: torch.Tensor) -> None:
+        self._data = data
+        self._sq_norms = squared_norms(data, self.chunk)
+        if len(self):
+            self._max_norm = self._sq_norms.max().sqrt().item()
 
     def vectors(self, rows: torch.Tensor) -> torch.Tensor:
         return self._data[rows.to(self.device)].float()
 
     def within(self, queries: torch.Tensor, radius: float) -> Neighbours:
-        q = queries.flatten(1).to(self.device, torch.float32)
+        check_radius(radius)
+        q = queries.reshape(queries.shape[0], -1).to(self.device, torch.float32)
+        if len(self) == 0:
+            return Neighbours.empty(self.device)
+        tol = expansion_tolerance(self.dtype, self.dim)
+        # Scaling the query by the largest shield norm keeps q.z inside float16 range.
+        scale = max(self._max_norm, 1e-30) if self.dtype == torch.float16 else 1.0
+        q_low = (q / scale).to(self.dtype)
         q_sq = q.pow(2).sum(1, keepdim=True)
-        # Candidates with a little slack, then an exact recheck: the expanded form
-        # |q|^2 + |z|^2 - 2 q.z loses precision when |q| and |z| are large.
-        slack = (radius * 1.001) ** 2 + 1e-4
-        found = []
+        threshold = radius**2 - (1.0 - tol) * q_sq
+        parts = []
         for start in range(0, len(self), self.chunk):
-            block = self._data[start : start + self.chunk].float()
-            sq = q_sq + self._sq_norms[start : start + self.chunk] - 2.0 * q @ block.T
-            rows, cols = torch.nonzero(sq < slack, as_tuple=True)
+            block = self._data[start : start + self.chunk]
+            z_sq = self._sq_norms[start : start + self.chunk]
+            dots = (q_low @ block.T).float() * scale
+            rows, cols = torch.nonzero((1.0 - tol) * z_sq - 2.0 * dots < threshold, as_tuple=True)
             if rows.numel():
-                dist = (q[rows] - block[cols]).norm(dim=1)
-                keep = dist < radius
-                found.append((rows[keep], cols[keep] + start, dist[keep]))
-        if not found:
-            empty = torch.empty(0, dtype=torch.long, device=self.device)
-            return Neighbours(empty, empty, torch.empty(0, device=self.device))
-        rows, cols, dist = (torch.cat(parts) for parts in zip(*found, strict=True))
-        return Neighbours(rows, cols, dist)
+                parts.append(_recheck(q, block, rows, cols, start, radius))
+        return Neighbours.concat(parts, self.device)
+
+
+def _recheck(q, block, rows, cols, offset: int, radius: float) -> Neighbours:
+    return recheck(q, lambda c: block[c].float(), rows, cols, radius, offset)
+
+
+def recheck(
+    q: torch.Tensor,
+    fetch: Callable[[torch.Tensor], torch.Tensor],
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    radius: float,
+    offset: int = 0,
+) -> Neighbours:
+    """Exact float32 distances of candidate pairs (query row, shield col), a bounded
+    number of pairs at a time; keeps the pairs closer than `radius`."""
+    step = default_chunk(q.shape[1])
+    parts = []
+    for start in range(0, rows.numel(), step):
+        r, c = rows[start : start + step], cols[start : start + step]
+        dist = (q[r] - fetch(c)).norm(dim=1)
+        keep = dist < radius
+        parts.append(Neighbours(r[keep], c[keep] + offset, dist[keep]))
+    return Neighbours.concat(parts, q.device)
+
+
+def _short(dtype: torch.dtype) -> str:
+    return {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, "fp32")

@@ -1,28 +1,231 @@
-"""A protected set on disk: shield vectors in the model's diffusion space (safetensors)."""
+"""A protected set on disk: a directory that is either complete or absent.
+
+    INDEX/vectors.bin      (N, d) row-major float32 or float16, raw (memory-mapped on load)
+    INDEX/ivf.faiss        the trained, empty faiss IndexIVFFlat (only for faiss-ivf)
+    INDEX/ivf_assign.npy   each row's Voronoi cell, so loading skips the assignment
+    INDEX/manifest.json    written last: format, count, dim, dtype, files and sizes
+
+Everything is written into a hidden sibling directory and renamed into place only
+after the manifest is written, so an interrupted build never leaves an index at
+INDEX, and loading checks the manifest against the files it names.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
 from bench.errors import BenchError
-from bench.shields.exact import ExactShieldSet
+from bench.shields.base import ShieldSet
+from bench.shields.exact import default_chunk
+from bench.shields.factory import DEFAULT_NPROBE, make_shield_set
+
+FORMAT = "spellbench-shields"
+VERSION = 1
+MANIFEST = "manifest.json"
+VECTORS = "vectors.bin"
+IVF_INDEX = "ivf.faiss"
+IVF_ASSIGN = "ivf_assign.npy"
+DISK_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+BUILD_BACKENDS = ("exact", "faiss-ivf")
 
 
-def save_shields(path: Path, vectors: torch.Tensor) -> None:
-    """Write atomically: a half-written file never loads as a complete set."""
+def _dtype_name(dtype: torch.dtype) -> str:
+    for name, value in DISK_DTYPES.items():
+        if value == dtype:
+            return name
+    raise BenchError(f"protected sets are stored as float32 or float16, not {dtype}")
+
+
+def _check_target(out: Path) -> None:
+    if out.exists() and not (out / MANIFEST).exists() and any(out.iterdir()):
+        raise BenchError(f"{out} exists and is not a protected set: choose another --out")
+
+
+class ShieldWriter:
+    """Streams shield vectors to disk; `commit` finishes the index and installs it.
+
+    Use as a context manager: an exception inside the block removes everything.
+    """
+
+    def __init__(
+        self,
+        out: Path,
+        dtype: torch.dtype = torch.float32,
+        backend: str = "exact",
+        nlist: int | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        if backend not in BUILD_BACKENDS:
+            choices = " or ".join(BUILD_BACKENDS)
+            raise BenchError(f"unknown index backend {backend!r}: use {choices}")
+        self.out = Path(out)
+        _check_target(self.out)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.dtype_name = _dtype_name(dtype)
+        self.backend, self.nlist, self.meta = backend, nlist, dict(meta or {})
+        self.tmp = Path(tempfile.mkdtemp(dir=self.out.parent, prefix=f".{self.out.name}.",
+                                         suffix=".partial"))
+        self._file = open(self.tmp / VECTORS, "wb")
+        self.count = 0
+        self.item_shape: tuple[int, ...] | None = None
+
+    def __enter__(self) -> ShieldWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def append(self, batch: torch.Tensor) -> None:
+        """Add (n, ...) vectors; every batch must have the same item shape."""
+        shape = tuple(batch.shape[1:])
+        if self.item_shape is None:
+            self.item_shape = shape
+        elif shape != self.item_shape:
+            first = self.item_shape
+            raise BenchError(f"vector shape {shape} differs from the first batch's {first}")
+        array = batch.detach().reshape(batch.shape[0], -1).cpu().numpy()
+        self._file.write(np.ascontiguousarray(array, dtype=self.dtype_name).tobytes())
+        self.count += batch.shape[0]
+
+    def commit(self) -> Path:
+        """Finish the index files, write the manifest last, rename into place."""
+        try:
+            self._file.close()
+            if self.count == 0:
+                raise BenchError("no vectors to protect: the image source is empty")
+            manifest = self._manifest_base()
+            if self.backend == "faiss-ivf":
+                manifest["ivf"] = self._write_ivf(manifest)
+            manifest["files"] = {p.name: p.stat().st_size for p in sorted(self.tmp.iterdir())}
+            (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+            _install(self.tmp, self.out)
+        except BaseException:
+            self.abort()
+            raise
+        return self.out
+
+    def abort(self) -> None:
+        self._file.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _manifest_base(self) -> dict[str, Any]:
+        assert self.item_shape is not None
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "count": self.count,
+            "dim": int(np.prod(self.item_shape)),
+            "item_shape": list(self.item_shape),
+            "dtype": self.dtype_name,
+            "backend": self.backend,
+            "meta": self.meta,
+        }
+
+    def _write_ivf(self, manifest: dict[str, Any]) -> dict[str, int]:
+        from bench.shields.ivf import assign_lists, default_nlist, import_faiss, train_ivf
+
+        data = _memmap(self.tmp / VECTORS, manifest)
+        nlist = self.nlist or default_nlist(self.count)
+        index = train_ivf(data, nlist)
+        np.save(self.tmp / IVF_ASSIGN, assign_lists(index, data, default_chunk(data.shape[1])))
+        import_faiss().write_index(index, str(self.tmp / IVF_INDEX))
+        return {"nlist": nlist}
+
+
+def _install(tmp: Path, out: Path) -> None:
+    """Rename the finished directory into place, replacing an older index."""
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_shields(
+    path: Path,
+    vectors: torch.Tensor,
+    dtype: torch.dtype = torch.float32,
+    backend: str = "exact",
+    nlist: int | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """Write a whole (N, ...) tensor of shields as an index directory."""
+    with ShieldWriter(path, dtype, backend, nlist, meta) as writer:
+        writer.append(vectors)
+    return Path(path)
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of a complete index; a clear BenchError for anything else."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({"vectors": vectors.flatten(1).float().contiguous().cpu()}, str(tmp))
-    os.replace(tmp, path)
-
-
-def load_shields(path: Path, device: torch.device | str = "cpu") -> ExactShieldSet:
-    path = Path(path)
+    rebuild = "rebuild it with `bench protect build`"
     if not path.exists():
         raise BenchError(f"protected set {path} not found: build it with `bench protect build`")
-    return ExactShieldSet(load_file(str(path))["vectors"], device=device)
+    if not (path / MANIFEST).is_file():
+        raise BenchError(f"{path} is not a complete protected set (no {MANIFEST}): {rebuild}")
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise BenchError(f"unreadable manifest in {path}: {rebuild}") from err
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise BenchError(f"{path} is not a {FORMAT} v{VERSION} index: {rebuild}")
+    for name, size in manifest.get("files", {}).items():
+        file = path / name
+        if not file.is_file() or file.stat().st_size != size:
+            raise BenchError(f"{file} is missing or has the wrong size: {rebuild}")
+    return manifest
+
+
+def _memmap(file: Path, manifest: dict[str, Any]) -> torch.Tensor:
+    shape = (manifest["count"], manifest["dim"])
+    # Copy-on-write mapping: writable for torch, shared pages, the file never changes.
+    array = np.memmap(file, dtype=manifest["dtype"], mode="c", shape=shape)
+    return torch.from_numpy(array)
+
+
+def load_vectors(path: Path) -> torch.Tensor:
+    """The stored (N, d) vectors, memory-mapped (pages are read on first use)."""
+    path = Path(path)
+    return _memmap(path / VECTORS, read_manifest(path))
+
+
+def load_shields(
+    path: Path,
+    backend: str | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+    nprobe: int = DEFAULT_NPROBE,
+) -> ShieldSet:
+    """A ShieldSet over a stored index.
+
+    `backend` None means as built: faiss-ivf for an index built with it, else `auto`.
+    `dtype` defaults to the stored type; on the CPU with the stored type the vectors
+    are used from the memory map, not copied."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    if backend is None:
+        backend = "faiss-ivf" if "ivf" in manifest else "auto"
+    vectors = _memmap(path / VECTORS, manifest)
+    dtype = dtype or DISK_DTYPES[manifest["dtype"]]
+    index = assign = None
+    if backend == "faiss-ivf" and "ivf" in manifest:
+        from bench.shields.ivf import import_faiss
+
+        index = import_faiss().read_index(str(path / IVF_INDEX))
+        assign = np.load(path / IVF_ASSIGN)
+    return make_shield_set(
+        vectors, backend, device, dtype, nprobe=nprobe, ivf_index=index, ivf_assign=assign
+    )
