@@ -15,6 +15,7 @@ from metrics.method_scores import PER_PROMPT, ScoreSettings, fd_name, score_meth
 from metrics.outputs import format_table, write_outputs
 from metrics.prdc import PRDC_KEYS
 from metrics.references import ReferenceProvider, get_reference
+from metrics.run_protection import add_protection
 from metrics.run_reader import method_dirs, run_model
 from metrics.spaces import FeatureSpaces
 
@@ -47,6 +48,9 @@ def score_run(
     spaces = FeatureSpaces(run_dir, needed, reference, weights_dir, device)
     results = [score_method(m, spaces, names, settings) for m in methods]
     out = {"protocol": _protocol(model, reference, names, spaces, settings), "results": results}
+    protection = add_protection(results, methods)
+    if protection is not None:
+        out["protocol"]["protection"] = protection
     write_outputs(run_dir, out)
     return out
 
