@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from bench.data.digits import load_split
@@ -5,6 +6,7 @@ from bench.models.digits import NULL_CLASS
 from bench.train_digits import DigitsDiffusion, drop_labels, random_shift
 
 
+@pytest.mark.filterwarnings("ignore:.*self.trainer. reference is not registered")
 def test_training_steps_decrease_the_loss_on_a_fixed_batch():
     torch.manual_seed(0)
     module = DigitsDiffusion(lr=2e-3, total_steps=20, warmup_steps=1)
