@@ -367,6 +367,20 @@ def data_build(
     typer.echo(json.dumps(summary, indent=2))
 
 
+@app.command()
+def experiment(
+    path: Annotated[
+        Path, typer.Argument(help="an experiment file, e.g. experiments/paper-digits.toml")
+    ],
+    out: Annotated[Path | None, _opt("--out", help="folder of the runs")] = None,
+    force: Annotated[bool, _opt("--force", help="replace runs made by another config")] = False,
+):
+    """Run an experiment over several seeds and write its results document."""
+    from bench.experiment import run_experiment
+
+    typer.echo(f"results: {run_experiment(path, out, force=force)}")
+
+
 @app.command("list")
 def list_(what: Annotated[str, typer.Argument(help="models or methods")] = "methods"):
     """List models or methods (with their parameters and defaults)."""
