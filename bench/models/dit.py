@@ -74,8 +74,10 @@ class DiTAdapter(PipelineAdapter):
         for block in self.pipe.transformer.transformer_blocks[1:]:
             other = block.norm1.emb.class_embedder.embedding_table.weight
             if not torch.equal(other, table):
-                raise BenchError("DiT blocks hold different class-embedding tables; the dit "
-                                 "adapter expects one shared table (as in facebook/DiT-XL-2-*)")
+                raise BenchError(
+                    "DiT blocks hold different class-embedding tables; the dit "
+                    "adapter expects one shared table (as in facebook/DiT-XL-2-*)"
+                )
 
     @property
     def network(self) -> torch.nn.Module:
@@ -83,8 +85,10 @@ class DiTAdapter(PipelineAdapter):
 
     def prompts(self) -> list[Prompt]:
         names = class_names(self.pipe)
-        return [Prompt(id=str(c), text=names.get(c, f"class {c}"), label=c)
-                for c in range(self.num_classes)]
+        return [
+            Prompt(id=str(c), text=names.get(c, f"class {c}"), label=c)
+            for c in range(self.num_classes)
+        ]
 
     def condition(self, prompts: list[Prompt]) -> torch.Tensor:
         return self._vectors([p.label for p in prompts])
@@ -98,7 +102,8 @@ class DiTAdapter(PipelineAdapter):
     def predict(self, x_t, timestep, cond):
         with given_class_vectors(self.pipe.transformer):
             out = self.pipe.transformer(
-                x_t, timestep=batch_timestep(timestep, x_t.shape[0], self.device),
+                x_t,
+                timestep=batch_timestep(timestep, x_t.shape[0], self.device),
                 class_labels=cond,
             ).sample
         if out.shape[1] == 2 * self.channels:

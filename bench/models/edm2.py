@@ -46,8 +46,12 @@ GUIDE_PATH_VAR = "SPELLBENCH_EDM2_GUIDE_PATH"
 def edm_scheduler(sigma_min: float = SIGMA_MIN, sigma_max: float = SIGMA_MAX) -> SchedulerMixin:
     """Euler on the Karras schedule (rho 7), stepping towards a given x0."""
     return EulerDiscreteScheduler(
-        use_karras_sigmas=True, sigma_min=sigma_min, sigma_max=sigma_max,
-        prediction_type="sample", timestep_spacing="linspace", final_sigmas_type="zero",
+        use_karras_sigmas=True,
+        sigma_min=sigma_min,
+        sigma_max=sigma_max,
+        prediction_type="sample",
+        timestep_spacing="linspace",
+        final_sigmas_type="zero",
     )
 
 
@@ -173,8 +177,9 @@ def _unpickle(path: Path) -> dict:
         with open(path, "rb") as f:
             return pickle.load(f)
     except ModuleNotFoundError as err:
-        raise BenchError(f"cannot unpickle {path}: put a checkout of NVlabs/edm2 on "
-                         f"PYTHONPATH ({err})") from err
+        raise BenchError(
+            f"cannot unpickle {path}: put a checkout of NVlabs/edm2 on PYTHONPATH ({err})"
+        ) from err
 
 
 def load_edm2(model_path=None, guide_path=None, dtype="float32", device="cpu", **_) -> EDM2Adapter:
@@ -183,15 +188,19 @@ def load_edm2(model_path=None, guide_path=None, dtype="float32", device="cpu", *
     `guide_path` or $SPELLBENCH_EDM2_GUIDE_PATH; its encoder decodes latents."""
     source = model_path or os.environ.get(PATH_VAR)
     if not source or not Path(source).is_file():
-        raise BenchError(f"EDM2 network pickle not found ({source or 'no path given'}): download "
-                         f"one from NVlabs/edm2 (e.g. edm2-img512-xs-2147483-0.135.pkl) and point "
-                         f"--model-path or {PATH_VAR} at it")
+        raise BenchError(
+            f"EDM2 network pickle not found ({source or 'no path given'}): download "
+            f"one from NVlabs/edm2 (e.g. edm2-img512-xs-2147483-0.135.pkl) and point "
+            f"--model-path or {PATH_VAR} at it"
+        )
     data = _unpickle(Path(source))
     guide = guide_path or os.environ.get(GUIDE_PATH_VAR)
     guide_net = _unpickle(Path(guide))["ema"] if guide else None
     encoder = data.get("encoder")
     return EDM2Adapter(
-        data["ema"], guide_net,
+        data["ema"],
+        guide_net,
         decoder=getattr(encoder, "decode", None),
-        device=device, dtype=dtype,
+        device=device,
+        dtype=dtype,
     )

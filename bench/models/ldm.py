@@ -9,25 +9,16 @@ from __future__ import annotations
 import torch
 from diffusers import LDMTextToImagePipeline
 
-from bench.models.pipelines import TextPipelineAdapter, Weights, load_pipeline
+from bench.models.pipelines import UNetTextPipelineAdapter, Weights, load_pipeline
 
 WEIGHTS = Weights("ldm", "CompVis/ldm-text2im-large-256", "SPELLBENCH_LDM_PATH")
 MAX_LENGTH = 77  # the pipeline pads every caption to 77 tokens
 
 
-class LDMAdapter(TextPipelineAdapter):
+class LDMAdapter(UNetTextPipelineAdapter):
     name = "ldm"
     default_guidance = 5.0
     default_steps = 50
-
-    def __init__(self, pipe: LDMTextToImagePipeline) -> None:
-        super().__init__(pipe)
-        size = pipe.unet.config.sample_size
-        self.latent_shape = (pipe.unet.config.in_channels, size, size)
-
-    @property
-    def network(self) -> torch.nn.Module:
-        return self.pipe.unet
 
     @property
     def vae(self) -> torch.nn.Module:

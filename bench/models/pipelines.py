@@ -170,6 +170,19 @@ class TextPipelineAdapter(PipelineAdapter):
         raise NotImplementedError
 
 
+class UNetTextPipelineAdapter(TextPipelineAdapter):
+    """Text pipelines whose network is a UNet (ldm, sd15): latent shape from its config."""
+
+    def __init__(self, pipe: DiffusionPipeline) -> None:
+        super().__init__(pipe)
+        size = pipe.unet.config.sample_size
+        self.latent_shape = (pipe.unet.config.in_channels, size, size)
+
+    @property
+    def network(self) -> torch.nn.Module:
+        return self.pipe.unet
+
+
 def batch_timestep(timestep: torch.Tensor | float, n: int, device: torch.device) -> torch.Tensor:
     """A scheduler timestep broadcast to a batch of n, as the pipelines do."""
     return torch.as_tensor(timestep, device=device).reshape(-1).expand(n)

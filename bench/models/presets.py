@@ -12,8 +12,7 @@ import copy
 from bench.errors import BenchError
 
 
-def _preset(guidance: float, steps: int, batch: int, radius: float, lam: float,
-            note: str) -> dict:
+def _preset(guidance: float, steps: int, batch: int, radius: float, lam: float, note: str) -> dict:
     return {
         "guidance": guidance,
         "steps": steps,
@@ -26,10 +25,12 @@ def _preset(guidance: float, steps: int, batch: int, radius: float, lam: float,
 PAPER_PRESETS: dict[str, dict] = {
     "ldm": _preset(5.0, 50, 8, 20.0, 1.6, "Latent Diffusion on CC12M"),
     "sd3": _preset(5.5, 28, 8, 200.0, 1.6, "Stable Diffusion 3 on CC12M"),
-    "sd3-imagenet": _preset(5.5, 28, 8, 200.0, 1.0,
-                            "Stable Diffusion 3 on ImageNet (no overcompensation)"),
-    "edm2": _preset(1.2, 50, 8, 20.0, 1.0,
-                    "EDMv2, sigma_min 0.002, sigma_max 80, rho 7, S_churn 0"),
+    "sd3-imagenet": _preset(
+        5.5, 28, 8, 200.0, 1.0, "Stable Diffusion 3 on ImageNet (no overcompensation)"
+    ),
+    "edm2": _preset(
+        1.2, 50, 8, 20.0, 1.0, "EDMv2, sigma_min 0.002, sigma_max 80, rho 7, S_churn 0"
+    ),
     "mdt": _preset(3.8, 50, 2, 45.0, 1.0, "MDTv2 on ImageNet"),
     "simple-diffusion": _preset(5.5, 50, 16, 50.0, 1.6, "Simple Diffusion on CC12M"),
 }
@@ -39,6 +40,8 @@ def paper_preset(model_name: str) -> dict:
     """A copy of the paper's settings for `model_name` (a BenchError for models the
     paper did not run, e.g. sd15 and dit)."""
     if model_name not in PAPER_PRESETS:
-        raise BenchError(f"the SPELL paper has no settings for model {model_name!r}; "
-                         f"presets exist for: {', '.join(PAPER_PRESETS)}")
+        raise BenchError(
+            f"the SPELL paper has no settings for model {model_name!r}; "
+            f"presets exist for: {', '.join(PAPER_PRESETS)}"
+        )
     return copy.deepcopy(PAPER_PRESETS[model_name])

@@ -34,15 +34,23 @@ def _lazy(module: str, factory: str) -> Callable[..., ModelAdapter]:
 MODELS: dict[str, tuple[Callable[..., ModelAdapter], str]] = {
     "digits": (_digits, "embedded class-conditional UNet on 8x8 digits (default, CPU)"),
     "digits-gmm": (_digits_gmm, "exact denoiser of a per-class Gaussian mixture on the digits"),
-    "ldm": (_lazy("bench.models.ldm", "load_ldm"),
-            "CompVis text-to-image latent diffusion 256 (CompVis/ldm-text2im-large-256)"),
+    "ldm": (
+        _lazy("bench.models.ldm", "load_ldm"),
+        "CompVis text-to-image latent diffusion 256 (CompVis/ldm-text2im-large-256)",
+    ),
     "sd15": (_lazy("bench.models.sd15", "load_sd15"), "Stable Diffusion 1.5 (text-to-image 512)"),
-    "sd3": (_lazy("bench.models.sd3", "load_sd3"),
-            "Stable Diffusion 3 medium, flow matching (text-to-image 1024)"),
-    "dit": (_lazy("bench.models.dit", "load_dit"),
-            "DiT-XL/2 256, class-conditional ImageNet (facebook/DiT-XL-2-256)"),
-    "edm2": (_lazy("bench.models.edm2", "load_edm2"),
-             "an NVlabs/edm2 network pickle (--model-path or SPELLBENCH_EDM2_PATH)"),
+    "sd3": (
+        _lazy("bench.models.sd3", "load_sd3"),
+        "Stable Diffusion 3 medium, flow matching (text-to-image 1024)",
+    ),
+    "dit": (
+        _lazy("bench.models.dit", "load_dit"),
+        "DiT-XL/2 256, class-conditional ImageNet (facebook/DiT-XL-2-256)",
+    ),
+    "edm2": (
+        _lazy("bench.models.edm2", "load_edm2"),
+        "an NVlabs/edm2 network pickle (--model-path or SPELLBENCH_EDM2_PATH)",
+    ),
 }
 
 

@@ -10,24 +10,15 @@ from __future__ import annotations
 import torch
 from diffusers import StableDiffusionPipeline
 
-from bench.models.pipelines import TextPipelineAdapter, Weights, load_pipeline
+from bench.models.pipelines import UNetTextPipelineAdapter, Weights, load_pipeline
 
 WEIGHTS = Weights("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "SPELLBENCH_SD15_PATH")
 
 
-class SD15Adapter(TextPipelineAdapter):
+class SD15Adapter(UNetTextPipelineAdapter):
     name = "sd15"
     default_guidance = 7.5
     default_steps = 50
-
-    def __init__(self, pipe: StableDiffusionPipeline) -> None:
-        super().__init__(pipe)
-        size = pipe.unet.config.sample_size
-        self.latent_shape = (pipe.unet.config.in_channels, size, size)
-
-    @property
-    def network(self) -> torch.nn.Module:
-        return self.pipe.unet
 
     def _embed(self, texts: list[str]) -> torch.Tensor:
         return self.pipe.encode_prompt(texts, self.device, 1, False)[0]
@@ -38,7 +29,12 @@ class SD15Adapter(TextPipelineAdapter):
 
 def load_sd15(model_path=None, dtype="float32", device="cpu", **_) -> SD15Adapter:
     pipe = load_pipeline(
-        StableDiffusionPipeline, WEIGHTS, model_path, dtype, device,
-        safety_checker=None, requires_safety_checker=False,
+        StableDiffusionPipeline,
+        WEIGHTS,
+        model_path,
+        dtype,
+        device,
+        safety_checker=None,
+        requires_safety_checker=False,
     )
     return SD15Adapter(pipe)

@@ -104,5 +104,6 @@ class SD3Adapter(TextPipelineAdapter):
 def load_sd3(model_path=None, dtype="float32", device="cpu", t5: bool = True, **_) -> SD3Adapter:
     """`t5=False` drops the T5-XXL encoder (zeros in its place, as diffusers allows)."""
     extra = {} if t5 else {"text_encoder_3": None, "tokenizer_3": None}
-    return SD3Adapter(load_pipeline(StableDiffusion3Pipeline, WEIGHTS, model_path, dtype, device,
-                                    **extra))
+    return SD3Adapter(
+        load_pipeline(StableDiffusion3Pipeline, WEIGHTS, model_path, dtype, device, **extra)
+    )
