@@ -70,3 +70,20 @@ def check_radius(radius: float) -> None:
         from bench.errors import BenchError
 
         raise BenchError(f"shield radius must be positive, got {radius}")
+
+
+class IndexedShieldSet(ShieldSet):
+    """A search structure over an exact store of the vectors (`self.store`): size,
+    dimension and vectors come from the store; subclasses only search."""
+
+    store: ShieldSet
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    @property
+    def dim(self) -> int:
+        return self.store.dim
+
+    def vectors(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.store.vectors(rows)

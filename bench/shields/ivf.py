@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from bench.errors import BenchError
-from bench.shields.base import Neighbours, ShieldSet, check_radius
+from bench.shields.base import IndexedShieldSet, Neighbours, check_radius
 from bench.shields.exact import ExactShieldSet, expansion_tolerance, recheck
 
 TRAIN_POINTS_PER_CELL = 40
@@ -77,7 +77,7 @@ def fill_lists(index, data: torch.Tensor, assign: np.ndarray, chunk: int) -> Non
         index.add_core(len(x), faiss.swig_ptr(x), None, faiss.swig_ptr(lists))
 
 
-class FaissIVFShieldSet(ShieldSet):
+class FaissIVFShieldSet(IndexedShieldSet):
     """IVFFlat over the rows of `store`, which also answers `vectors()` and rechecks."""
 
     backend = "faiss-ivf"
@@ -120,19 +120,9 @@ class FaissIVFShieldSet(ShieldSet):
         self._nprobe = min(value, self.nlist)
         self.index.nprobe = self._nprobe
 
-    def __len__(self) -> int:
-        return len(self.store)
-
-    @property
-    def dim(self) -> int:
-        return self.store.dim
-
     def describe(self) -> str:
         where = "gpu" if self.gpu else ""
         return f"faiss-ivf{where}(nlist={self.nlist},nprobe={self.nprobe})"
-
-    def vectors(self, rows: torch.Tensor) -> torch.Tensor:
-        return self.store.vectors(rows)
 
     def within(self, queries: torch.Tensor, radius: float) -> Neighbours:
         check_radius(radius)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from bench.shields.base import Neighbours, ShieldSet, check_radius
+from bench.shields.base import IndexedShieldSet, Neighbours, check_radius
 from bench.shields.exact import ExactShieldSet, expansion_tolerance, recheck
 
 DEFAULT_RANK = 64
@@ -51,7 +51,7 @@ def summarise(x: torch.Tensor, mean: torch.Tensor, basis: torch.Tensor) -> torch
     return torch.cat([coords, residual], dim=1)
 
 
-class ProjectedShieldSet(ShieldSet):
+class ProjectedShieldSet(IndexedShieldSet):
     """Exact answers (like `exact`) from a pre-filter that reads (m + 1) / d of the data.
 
     `store` keeps the full vectors (any device, any storage dtype, memory-mapped or
@@ -82,18 +82,8 @@ class ProjectedShieldSet(ShieldSet):
             self._summary[start : start + len(s)] = s
             self._sq_norms[start : start + len(s)] = s.pow(2).sum(1)
 
-    def __len__(self) -> int:
-        return len(self.store)
-
-    @property
-    def dim(self) -> int:
-        return self.store.dim
-
     def describe(self) -> str:
         return f"projected(m={self.rank})"
-
-    def vectors(self, rows: torch.Tensor) -> torch.Tensor:
-        return self.store.vectors(rows)
 
     def candidates(self, queries: torch.Tensor, radius: float) -> tuple[torch.Tensor, ...]:
         """(query, shield) rows whose lower bound is below r (a superset of the answer)."""

@@ -70,3 +70,10 @@ def to_rgb_nchw(images: torch.Tensor) -> torch.Tensor:
     """uint8 (N, H, W, C) with C in {1, 3} -> uint8 (N, 3, H, W); grey is repeated."""
     x = images.permute(0, 3, 1, 2)
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def normalise(x: torch.Tensor, mean: tuple, std: tuple) -> torch.Tensor:
+    """Per-channel (x - mean) / std for (N, 3, H, W) images in [0, 1]."""
+    m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - m) / s

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import BenchError
-from metrics.extractors.base import FeatureExtractor, to_rgb_nchw
+from metrics.extractors.base import FeatureExtractor, normalise, to_rgb_nchw
 from metrics.extractors.weights import (
     file_fingerprint,
     find_file,
@@ -96,9 +96,7 @@ def preprocess(images: torch.Tensor, size: int, mean: tuple, std: tuple) -> torc
     x = F.interpolate(x, size=new, mode="bicubic", align_corners=False, antialias=True)
     top, left = (new[0] - size) // 2, (new[1] - size) // 2
     x = x[..., top : top + size, left : left + size].clamp(0.0, 1.0)
-    m = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
-    s = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
-    return (x - m) / s
+    return normalise(x, mean, std)
 
 
 class ClipExtractor(FeatureExtractor):

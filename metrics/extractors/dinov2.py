@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import BenchError
-from metrics.extractors.base import FeatureExtractor, to_rgb_nchw
+from metrics.extractors.base import FeatureExtractor, normalise, to_rgb_nchw
 from metrics.extractors.weights import (
     file_fingerprint,
     find_file,
@@ -66,9 +66,7 @@ def preprocess(images: torch.Tensor, size: int = IMAGE_SIZE) -> torch.Tensor:
     """uint8 (N, H, W, C) -> float (N, 3, size, size), squash-resized and normalised."""
     x = to_rgb_nchw(images).float() / 255.0
     x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False, antialias=True)
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return normalise(x, IMAGENET_MEAN, IMAGENET_STD)
 
 
 class Dinov2Extractor(FeatureExtractor):
