@@ -24,6 +24,7 @@ from pathlib import Path
 
 from bench.atomic import atomic_write_text
 from bench.errors import BenchError
+from bench.run_dir import RunDir
 
 DEFAULT_TOLERANCES = {
     "recall": {"abs": 0.05},
@@ -208,7 +209,7 @@ def make_baseline(
 
 
 def read_metrics(run_dir: Path) -> dict:
-    path = Path(run_dir) / "metrics.json"
+    path = RunDir(run_dir).metrics_file
     if not path.is_file():
         raise BenchError(f"{path} not found: score the run first (`bench score {run_dir}`)")
     return _read_json(path)

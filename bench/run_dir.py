@@ -1,17 +1,28 @@
-"""The run directory: resolved config, manifest, and atomically written samples.
+"""The run directory: the one owner of its layout and of its stage status.
+
+```
+RUN/config.toml                          resolved config
+RUN/manifest.json                        status, ids, versions, machine, config hash
+RUN/samples/<method-id>/method.json      the method-config: id, method, params, defaults
+RUN/samples/<method-id>/<prompt>.npz     images, latents, seeds, nfe, traces (byte-stable)
+RUN/samples/<method-id>/<prompt>.time.json   wall times (they differ run to run)
+RUN/features/<extractor>/...             the feature cache (metrics.cache)
+RUN/metrics.json, RUN/metrics.csv        scores
+RUN/report/                              figures, grids, tables, index.html
+```
 
 A sample file exists only once complete (written to a temporary name, then
-renamed), so a killed run never leaves a file that reads as finished.
+renamed, after its time file), so a killed run never leaves a file that reads as
+finished. No other module spells a file name of this layout.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import platform
-import subprocess
+import shutil
+import tomllib
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -19,58 +30,239 @@ import numpy as np
 import tomli_w
 
 from bench.atomic import atomic_save_npz, atomic_write_text
-from bench.config import BenchConfig
+from bench.environment import git_sha, hardware, package_versions
 from bench.errors import BenchError
 
-PACKAGES = ("spellbench", "torch", "diffusers", "lightning", "torchmetrics", "numpy")
+STATUSES = ("generating", "generated", "scored", "reported")
+_SAMPLE_SUFFIX = ".npz"
 
 
-def _git_sha() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def _versions() -> dict[str, str]:
-    found = {}
-    for name in PACKAGES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return found
-
-
-def _hardware(device: str) -> dict[str, Any]:
-    import torch
-
-    info = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "device": device}
-    if torch.cuda.is_available():
-        info["cuda"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return info
+def sort_prompt_ids(ids: list[str]) -> list[str]:
+    """Numeric ids in numeric order, then the others alphabetically."""
+    return sorted(ids, key=lambda s: (0, int(s), s) if s.isdigit() else (1, 0, s))
 
 
 class RunDir:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
+    # ------------------------------------------------------------------ paths
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.toml"
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.path / "manifest.json"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def metrics_csv_file(self) -> Path:
+        return self.path / "metrics.csv"
+
     @property
     def samples(self) -> Path:
         return self.path / "samples"
 
+    @property
+    def features(self) -> Path:
+        return self.path / "features"
+
+    @property
+    def report(self) -> Path:
+        return self.path / "report"
+
+    @property
+    def report_index(self) -> Path:
+        return self.report / "index.html"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    def method_dir(self, method_id: str) -> Path:
+        return self.samples / method_id
+
+    def method_file(self, method_id: str) -> Path:
+        return self.method_dir(method_id) / "method.json"
+
     def sample_file(self, method_id: str, prompt_id: str) -> Path:
-        return self.samples / method_id / f"{prompt_id}.npz"
+        return self.method_dir(method_id) / f"{prompt_id}{_SAMPLE_SUFFIX}"
 
     def time_file(self, method_id: str, prompt_id: str) -> Path:
-        return self.samples / method_id / f"{prompt_id}.time.json"
+        return self.method_dir(method_id) / f"{prompt_id}.time.json"
+
+    def sample_files(self) -> list[Path]:
+        """Every complete sample file of the run (for freshness checks)."""
+        return sorted(self.samples.glob(f"*/*{_SAMPLE_SUFFIX}"))
+
+    # ---------------------------------------------------------------- readers
+    def exists(self) -> bool:
+        return self.manifest_file.is_file()
+
+    def manifest(self) -> dict[str, Any] | None:
+        return _read_json(self.manifest_file)
+
+    def status(self) -> str | None:
+        return (self.manifest() or {}).get("status")
+
+    def config(self) -> dict[str, Any]:
+        """The resolved config.toml as a dict; a one-line error when it is missing."""
+        if not self.config_file.is_file():
+            raise BenchError(f"{self.config_file} is missing: is {self.path} a run directory?")
+        try:
+            return tomllib.loads(self.config_file.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise BenchError(f"{self.config_file} is malformed ({err}): regenerate it") from err
+
+    def config_text(self) -> str:
+        return self.config_file.read_text() if self.config_file.exists() else ""
+
+    def run_settings(self) -> dict[str, Any]:
+        """The `[run]` table of config.toml, empty when there is none."""
+        return self.config().get("run", {}) if self.config_file.is_file() else {}
+
+    def model(self) -> str:
+        model = self.run_settings().get("model")
+        if not isinstance(model, str):
+            raise BenchError(f'{self.config_file} has no [run] model = "..." entry')
+        return model
+
+    def method_ids(self) -> list[str]:
+        """The manifest's order; else every method dir that holds samples, sorted."""
+        ids = list((self.manifest() or {}).get("method_ids") or [])
+        if ids:
+            return ids
+        if not self.samples.is_dir():
+            return []
+        return sorted(p.name for p in self.samples.iterdir() if p.is_dir())
+
+    def sampled_method_ids(self) -> list[str]:
+        """Method dirs with at least one complete prompt, sorted by id."""
+        if not self.samples.is_dir():
+            return []
+        dirs = sorted(p for p in self.samples.iterdir() if p.is_dir())
+        return [p.name for p in dirs if any(p.glob(f"*{_SAMPLE_SUFFIX}"))]
+
+    def prompt_ids(self) -> list[str]:
+        """The manifest's prompts; else every prompt some method has completed."""
+        ids = (self.manifest() or {}).get("prompt_ids")
+        if ids:
+            return [str(p) for p in ids]
+        found = {p for m in self.method_ids() for p in self.complete_prompt_ids(m)}
+        return sorted(found)
+
+    def complete_prompt_ids(self, method_id: str) -> list[str]:
+        files = self.method_dir(method_id).glob(f"*{_SAMPLE_SUFFIX}")
+        return sort_prompt_ids([p.name.removesuffix(_SAMPLE_SUFFIX) for p in files])
+
+    def is_complete(self, method_id: str, prompt_id: str) -> bool:
+        return self.sample_file(method_id, prompt_id).exists()
+
+    def method_info(self, method_id: str) -> dict[str, Any]:
+        return _read_json(self.method_file(method_id)) or {}
+
+    def sample_bytes(self, method_id: str, prompt_id: str) -> bytes:
+        return self.sample_file(method_id, prompt_id).read_bytes()
+
+    def load_samples(
+        self, method_id: str, prompt_id: str, keys: tuple[str, ...] | None = None
+    ) -> dict[str, np.ndarray]:
+        """The prompt's arrays (only `keys` that are present, when given)."""
+        return load_npz_bytes(self.sample_bytes(method_id, prompt_id), keys)
+
+    def wall_times(self, method_id: str, prompt_id: str) -> list[float] | None:
+        """Seconds per image; None when the time file is absent."""
+        times = _read_json(self.time_file(method_id, prompt_id))
+        return None if times is None else list(times.get("seconds_per_image", []))
+
+    def metrics(self) -> dict[str, Any] | None:
+        return _read_json(self.metrics_file)
+
+    def generated_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of the run's generated images (the first sample file found)."""
+        for path in self.sample_files():
+            with np.load(path, allow_pickle=False) as f:
+                if "images" in f.files:
+                    return tuple(f["images"].shape[1:4])
+        raise BenchError(f"no generated samples under {self.samples}: run `bench generate` first")
+
+    # ------------------------------------------------------------ stage status
+    def is_generated(self, config_hash: str) -> bool:
+        """Every (method-config, prompt) of that config is on disk and the manifest says so."""
+        manifest = self.manifest()
+        if manifest is None or manifest.get("config_hash") != config_hash:
+            return False
+        if manifest.get("status") not in STATUSES[1:]:
+            return False
+        ids, prompts = manifest.get("method_ids") or [], manifest.get("prompt_ids") or []
+        return bool(ids and prompts) and all(self.is_complete(m, p) for m in ids for p in prompts)
+
+    def is_scored(self) -> bool:
+        """metrics.json covers every method-config and is newer than every sample file."""
+        try:
+            results = (self.metrics() or {}).get("results") or []
+            scored = {r["method_id"] for r in results}
+        except (BenchError, KeyError, TypeError):
+            return False
+        wanted = set((self.manifest() or {}).get("method_ids") or [])
+        newest = max((p.stat().st_mtime for p in self.sample_files()), default=0.0)
+        return bool(scored) and wanted <= scored and self.metrics_file.stat().st_mtime >= newest
+
+    def is_reported(self) -> bool:
+        index, metrics = self.report_index, self.metrics_file
+        return (
+            index.is_file()
+            and metrics.is_file()
+            and index.stat().st_mtime >= metrics.stat().st_mtime
+        )
+
+    # ---------------------------------------------------------------- writers
+    def prepare(self, config: Any, force: bool = False) -> None:
+        """Create the directory, or check an existing one was made by the same config."""
+        old = self.manifest()
+        if old is not None and old.get("config_hash") != config.hash():
+            if not force:
+                raise BenchError(
+                    f"{self.path} holds a run with another config (hash {old.get('config_hash')}); "
+                    "use another --name, or --force to start it afresh"
+                )
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        for stale in self.samples.glob("*/.*.tmp"):  # left by a killed run
+            stale.unlink()
+        config_text = tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
+        atomic_write_text(self.config_file, config_text)
+
+    def write_manifest(self, config: Any, status: str, **extra: Any) -> None:
+        manifest = {
+            "status": status,
+            "config_hash": config.hash(),
+            "seed": config.run.seed,
+            "threads": config.run.threads,
+            "git_sha": git_sha(),
+            "versions": package_versions(),
+            "hardware": hardware(config.run.device),
+            "updated": _now(),
+            **extra,
+        }
+        atomic_write_text(self.manifest_file, json.dumps(manifest, indent=2))
+
+    def set_status(self, status: str) -> None:
+        """Record that a later stage finished (scored, reported)."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        manifest = self.manifest()
+        if manifest is None:
+            return
+        manifest.update(status=status, updated=_now())
+        atomic_write_text(self.manifest_file, json.dumps(manifest, indent=2))
+
+    def write_method_info(self, method_id: str, info: dict[str, Any]) -> None:
+        atomic_write_text(self.method_file(method_id), json.dumps(info, indent=2))
 
     def save_prompt(self, method_id: str, prompt_id: str, arrays: dict[str, np.ndarray]) -> None:
         """Wall times go beside the samples (they differ run to run); the .npz holds only
@@ -81,44 +273,27 @@ class RunDir:
         atomic_write_text(self.time_file(method_id, prompt_id), json.dumps(times))
         atomic_save_npz(self.sample_file(method_id, prompt_id), arrays)
 
-    def is_complete(self, method_id: str, prompt_id: str) -> bool:
-        return self.sample_file(method_id, prompt_id).exists()
+    def write_metrics(self, json_text: str, csv_text: str) -> None:
+        atomic_write_text(self.metrics_file, json_text)
+        atomic_write_text(self.metrics_csv_file, csv_text)
 
-    def manifest(self) -> dict[str, Any] | None:
-        path = self.path / "manifest.json"
-        return json.loads(path.read_text()) if path.exists() else None
 
-    def prepare(self, config: BenchConfig, force: bool = False) -> None:
-        """Create the directory, or check an existing one was made by the same config."""
-        old = self.manifest()
-        if old is not None and old.get("config_hash") != config.hash():
-            if not force:
-                raise BenchError(
-                    f"{self.path} holds a run with another config (hash {old.get('config_hash')}); "
-                    "use another --name, or --force to start it afresh"
-                )
-            import shutil
+def load_npz_bytes(data: bytes, keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(data), allow_pickle=False) as f:
+        names = f.files if keys is None else [k for k in keys if k in f.files]
+        return {k: f[k] for k in names}
 
-            shutil.rmtree(self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        for stale in self.path.glob("samples/*/.*.tmp"):  # left by a killed run
-            stale.unlink()
-        config_text = tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
-        atomic_write_text(self.path / "config.toml", config_text)
 
-    def write_manifest(self, config: BenchConfig, status: str, **extra: Any) -> None:
-        manifest = {
-            "status": status,
-            "config_hash": config.hash(),
-            "seed": config.run.seed,
-            "threads": config.run.threads,
-            "git_sha": _git_sha(),
-            "versions": _versions(),
-            "hardware": _hardware(config.run.device),
-            "updated": datetime.now(UTC).isoformat(timespec="seconds"),
-            **extra,
-        }
-        atomic_write_text(self.path / "manifest.json", json.dumps(manifest, indent=2))
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
-    def write_method_info(self, method_id: str, info: dict[str, Any]) -> None:
-        atomic_write_text(self.samples / method_id / "method.json", json.dumps(info, indent=2))
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise BenchError(
+            f"{path} is not valid JSON ({err}); rerun the stage that writes it"
+        ) from err

@@ -1,4 +1,5 @@
-"""Per-run feature cache: RUN/features/<extractor>/<settings key>/<group>/<item>.npz.
+"""Per-run feature cache: <root>/<extractor>/<settings key>/<group>/<item>.npz, the root
+being the run's features folder (RunDir.features).
 
 The directory key hashes every extractor setting (name, network, weights file,
 resize, ...); each file also stores the digest of the images it was computed
@@ -38,10 +39,10 @@ def array_digest(images: np.ndarray) -> str:
 
 
 class FeatureCache:
-    def __init__(self, run_dir: Path, extractor: FeatureExtractor) -> None:
+    def __init__(self, root: Path, extractor: FeatureExtractor) -> None:
         self.extractor = extractor
         settings = extractor.settings()
-        self.root = Path(run_dir) / "features" / extractor.name / settings_key(settings)
+        self.root = Path(root) / extractor.name / settings_key(settings)
         info = self.root / "settings.json"
         if not info.exists():
             text = json.dumps(settings, indent=2, sort_keys=True, default=str)

@@ -1,59 +1,38 @@
 """Reference sets per model: what each prompt's generated images are compared with.
 
 A model plugs in with `register_reference(model_name, factory)`; the factory gets
-the run directory and returns a `ReferenceProvider`.
+the run directory and returns a `bench.data.references.ReferenceProvider`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from bench.data.references import ReferenceProvider, run_reference
 from bench.errors import BenchError
-
-
-@dataclass(frozen=True)
-class ReferenceProvider:
-    """`images(prompt_id)` -> uint8 (N, H, W, C) reference images of that prompt.
-
-    `extractors`: default feature spaces, the first one for the per-prompt metrics.
-    `quality`: "class_score" (needs `class_index` and a classifier extractor, named
-    by `quality_extractor`) or "clip_score" (needs `prompt_text`).
-    """
-
-    name: str
-    images: Callable[[str], np.ndarray]
-    extractors: tuple[str, ...]
-    quality: str
-    quality_extractor: str
-    class_index: Callable[[str], int] | None = None
-    prompt_text: Callable[[str], str] | None = None
-    reference_free: bool = False  # no reference images: only Vendi and CLIP score have values
-
+from bench.registry import Registry
 
 ReferenceFactory = Callable[[Path], ReferenceProvider]
-_PROVIDERS: dict[str, ReferenceFactory] = {}
+REFERENCES: Registry[ReferenceFactory] = Registry("reference set", direct_imports=False)
 
 
-def register_reference(model: str, factory: ReferenceFactory) -> None:
-    _PROVIDERS[model] = factory
+def register_reference(model: str, factory: ReferenceFactory | str) -> None:
+    REFERENCES.register(model, factory)
 
 
 def get_reference(model: str, run_dir: Path) -> ReferenceProvider:
     """A dataset prompt set's references (bench.data.sets) first, else the model's."""
-    from bench.data.references import run_reference
-
     dataset = run_reference(Path(run_dir))
     if dataset is not None:
         return dataset
-    if model not in _PROVIDERS:
+    if model not in REFERENCES:
         raise BenchError(
-            f"no reference set for model {model!r}: scoring supports {sorted(_PROVIDERS)}"
+            f"no reference set for model {model!r}: scoring supports {REFERENCES.names()}"
         )
-    return _PROVIDERS[model](Path(run_dir))
+    return REFERENCES.get(model)(Path(run_dir))
 
 
 def _digit_class(prompt_id: str) -> int:

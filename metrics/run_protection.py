@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from bench.shields.store import load_vectors
-from metrics.protection import protection_rate
+from metrics.protection import SPEC, protection_rate
 from metrics.run_reader import MethodDir
 
 
@@ -21,14 +19,6 @@ def protected_set(methods: list[MethodDir]) -> tuple[Path, float] | None:
     return None
 
 
-def final_latents(method: MethodDir) -> np.ndarray:
-    parts = []
-    for prompt_id in method.prompt_ids():
-        with np.load(method.path / f"{prompt_id}.npz") as data:
-            parts.append(data["latents"].reshape(len(data["latents"]), -1))
-    return np.concatenate(parts)
-
-
 def add_protection(results: list[dict], methods: list[MethodDir]) -> dict | None:
     """Adds `protection_rate` to each result; returns the protocol entry, or None."""
     found = protected_set(methods)
@@ -38,11 +28,11 @@ def add_protection(results: list[dict], methods: list[MethodDir]) -> dict | None
     vectors = load_vectors(path).float().numpy()
     for result, method in zip(results, methods, strict=True):
         result["metrics"]["protection_rate"] = protection_rate(
-            final_latents(method), vectors, radius
+            method.final_latents(), vectors, radius
         )
     return {
         "index": str(path),
         "radius": radius,
         "size": len(vectors),
-        "definition": "share of final latents whose nearest protected vector is closer than r",
+        "definition": SPEC.definition,
     }

@@ -1,16 +1,14 @@
-"""Reading a run directory: its model, its method dirs and their per-prompt sample files."""
+"""What scoring reads of a run directory (through RunDir): its method-configs and
+their per-prompt samples."""
 
 from __future__ import annotations
 
-import io
-import json
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from bench.errors import BenchError
+from bench.run_dir import RunDir, load_npz_bytes
 from metrics.cache import bytes_digest
 
 _SCORED_ARRAYS = ("images", "nfe", "seconds")
@@ -18,11 +16,13 @@ _SCORED_ARRAYS = ("images", "nfe", "seconds")
 
 @dataclass(frozen=True)
 class PromptSamples:
-    """What scoring reads of one `<prompt-id>.npz`; `digest` identifies the file's bytes."""
+    """What scoring reads of one prompt's samples; `digest` identifies the file's bytes.
+    `seconds` are the wall times per image (None when none were recorded)."""
 
     prompt_id: str
     digest: str
     arrays: dict[str, np.ndarray] = field(repr=False)
+    seconds: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def images(self) -> np.ndarray:
@@ -31,53 +31,50 @@ class PromptSamples:
 
 @dataclass(frozen=True)
 class MethodDir:
+    """One method-config of a run: `method_id` is its directory under samples/."""
+
+    run: RunDir
     method_id: str
     method: str
     params: dict
-    path: Path
 
     def prompt_ids(self) -> list[str]:
-        return sort_prompt_ids([p.stem for p in self.path.glob("*.npz")])
+        return self.run.complete_prompt_ids(self.method_id)
 
     def load(self, prompt_id: str) -> PromptSamples:
-        data = (self.path / f"{prompt_id}.npz").read_bytes()
-        with np.load(io.BytesIO(data), allow_pickle=False) as f:
-            arrays = {k: f[k] for k in _SCORED_ARRAYS if k in f.files}
+        data = self.run.sample_bytes(self.method_id, prompt_id)
+        arrays = load_npz_bytes(data, _SCORED_ARRAYS)
         if "images" not in arrays or len(arrays["images"]) == 0:
-            raise BenchError(f"{self.path / prompt_id}.npz has no images: regenerate it")
-        return PromptSamples(prompt_id, bytes_digest(data), arrays)
+            where = self.run.sample_file(self.method_id, prompt_id)
+            raise BenchError(f"{where} has no images: regenerate it")
+        seconds = arrays.pop("seconds", None)  # older runs kept wall times in the npz
+        if seconds is None:
+            times = self.run.wall_times(self.method_id, prompt_id)
+            seconds = None if times is None else np.asarray(times, np.float64)
+        return PromptSamples(prompt_id, bytes_digest(data), arrays, seconds)
+
+    def final_latents(self) -> np.ndarray:
+        """Every prompt's final latents, flattened per sample."""
+        parts = []
+        for prompt_id in self.prompt_ids():
+            latents = self.run.load_samples(self.method_id, prompt_id, ("latents",))["latents"]
+            parts.append(latents.reshape(len(latents), -1))
+        return np.concatenate(parts)
 
 
-def sort_prompt_ids(ids: list[str]) -> list[str]:
-    return sorted(ids, key=lambda s: (0, int(s), s) if s.isdigit() else (1, 0, s))
-
-
-def run_model(run_dir: Path) -> str:
-    config = Path(run_dir) / "config.toml"
-    if not config.is_file():
-        raise BenchError(f"{config} is missing: is {run_dir} a run directory?")
-    with config.open("rb") as f:
-        model = tomllib.load(f).get("run", {}).get("model")
-    if not isinstance(model, str):
-        raise BenchError(f'{config} has no [run] model = "..." entry')
-    return model
-
-
-def method_dirs(run_dir: Path) -> list[MethodDir]:
-    samples = Path(run_dir) / "samples"
-    dirs = sorted(p for p in samples.glob("*") if p.is_dir()) if samples.is_dir() else []
-    out = [_method_dir(p) for p in dirs if any(p.glob("*.npz"))]
+def method_dirs(run: RunDir) -> list[MethodDir]:
+    """Every method-config with at least one complete prompt, in id order."""
+    out = []
+    for method_id in run.sampled_method_ids():
+        info = run.method_info(method_id)
+        out.append(
+            MethodDir(
+                run=run,
+                method_id=method_id,
+                method=str(info.get("method", method_id)),
+                params=dict(info.get("params", {})),
+            )
+        )
     if not out:
-        raise BenchError(f"no generated samples under {samples}: run `bench generate` first")
+        raise BenchError(f"no generated samples under {run.samples}: run `bench generate` first")
     return out
-
-
-def _method_dir(path: Path) -> MethodDir:
-    info_path = path / "method.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    return MethodDir(
-        method_id=str(info.get("id", path.name)),
-        method=str(info.get("method", path.name)),
-        params=dict(info.get("params", {})),
-        path=path,
-    )

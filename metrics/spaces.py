@@ -6,11 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.data.references import ReferenceProvider
 from bench.errors import BenchError
+from bench.run_dir import RunDir
 from metrics.cache import FeatureCache, array_digest
 from metrics.extractors import get_extractor
 from metrics.extractors.base import FeatureExtractor
-from metrics.references import ReferenceProvider
+from metrics.frechet import GaussianAccumulator
 from metrics.run_reader import MethodDir, PromptSamples
 
 Outputs = dict[str, np.ndarray]
@@ -28,15 +30,17 @@ class FeatureSpaces:
         self.extractors: dict[str, FeatureExtractor] = {
             n: get_extractor(n, weights_dir=weights_dir, device=device) for n in names
         }
-        self.caches = {n: FeatureCache(run_dir, e) for n, e in self.extractors.items()}
+        root = RunDir(run_dir).features
+        self.caches = {n: FeatureCache(root, e) for n, e in self.extractors.items()}
         self.reference = reference
         self._reference: dict[str, dict[str, Outputs]] = {}
+        self._reference_stats: dict[tuple, GaussianAccumulator] = {}
         self._text: dict[str, np.ndarray] = {}
 
     def generated(self, method: MethodDir, samples: PromptSamples) -> dict[str, Outputs]:
         return {
             n: c.features(
-                method.path.name, samples.prompt_id, samples.digest, lambda: samples.images
+                method.method_id, samples.prompt_id, samples.digest, lambda: samples.images
             )
             for n, c in self.caches.items()
         }
@@ -50,6 +54,17 @@ class FeatureSpaces:
                 for n, c in self.caches.items()
             }
         return self._reference[prompt_id]
+
+    def reference_statistics(self, name: str, prompt_ids: list[str]) -> GaussianAccumulator:
+        """Running statistics of the union of these prompts' reference features, computed
+        once per extractor and prompt set (every method of a full run shares them)."""
+        key = (name, tuple(prompt_ids))
+        if key not in self._reference_stats:
+            stats = GaussianAccumulator()
+            for pid in prompt_ids:
+                stats.update(self.reference_outputs(pid)[name]["features"])
+            self._reference_stats[key] = stats
+        return self._reference_stats[key]
 
     def text_features(self, prompt_id: str) -> np.ndarray:
         """(1, D) text embedding of the prompt, from the `clip` extractor."""

@@ -10,10 +10,11 @@ from matplotlib.figure import Figure
 
 from bench.atomic import atomic_write_text
 from bench.errors import BenchError
-from reports.catalog import metric_info, pareto_pairs
+from metrics.catalog import metric_info
+from reports.axes import pareto_pairs
 from reports.colors import method_colors, method_markers, shades
 from reports.fronts import pareto_figure
-from reports.grids import prompt_grid_path, write_grids
+from reports.grids import compare_grid_path, method_grid_path, prompt_grid_path, write_grids
 from reports.html import FigureRef, Page, Section, TableRef, relative, render_page
 from reports.hyper import sweep_figure
 from reports.rundata import RunData, load_run
@@ -119,21 +120,21 @@ def grids_section(run: RunData, report: Path) -> Section:
     ids = [c.id for c in run.configs]
     if not ids or not run.prompt_ids:
         return Section("grids", "Image grids")
-    write_grids(run.path, max_prompts=GRID_PROMPTS, method_ids=ids, prompt_ids=run.prompt_ids)
+    write_grids(run.run, max_prompts=GRID_PROMPTS, method_ids=ids, prompt_ids=run.prompt_ids)
     figures = []
     for prompt_id in run.prompt_ids[:GRID_PROMPTS]:
-        path = relative(prompt_grid_path(run.path, prompt_id), report)
+        path = relative(prompt_grid_path(run.run, prompt_id), report)
         figures.append(
             FigureRef(path, f"Prompt {prompt_id}: one row per method-config.", grid=True)
         )
     for method_id in ids:
-        path = relative(report / "grids" / f"grid-{method_id}.png", report)
+        path = relative(method_grid_path(run.run, method_id), report)
         figures.append(FigureRef(path, f"{method_id}: one row per prompt.", grid=True))
     intro = (
         "The same seeds in every column under each method-config (the paper's Figures 1 "
         "and 6); an orange border marks a trajectory the method corrected."
     )
-    links = [("all side by side", relative(report / "grids" / "compare.png", report))]
+    links = [("all side by side", relative(compare_grid_path(run.run), report))]
     return Section("grids", "Image grids", intro, figures, links, flow=True)
 
 
@@ -151,7 +152,7 @@ def build_report(run_dir: Path) -> Path:
     run = load_run(Path(run_dir))
     if not run.configs:
         raise BenchError(f"{run.path} has no method-configs to report; run bench generate first")
-    report = run.path / "report"
+    report = run.run.report
     methods = list(run.methods())
     colors, markers = method_colors(methods), method_markers(methods)
     tables = [
@@ -166,6 +167,6 @@ def build_report(run_dir: Path) -> Path:
         sparsity_section(run, report, config_colors(run, colors)),
         grids_section(run, report),
     ]
-    index = report / "index.html"
+    index = run.run.report_index
     atomic_write_text(index, render_page(Page(run, colors, tables, sections, _notes(run))))
     return index

@@ -9,13 +9,13 @@ so no borders: the border marks a correction, not a difference in pixels.
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from bench.atomic import atomic_write_bytes
+from bench.run_dir import RunDir
 
 ORANGE = (255, 140, 0)
 BACKGROUND = (255, 255, 255)
@@ -38,31 +38,37 @@ def _cell(image: np.ndarray, size: int, changed: bool, border: int) -> Image.Ima
     return framed
 
 
-def _row(path: Path, columns: int, size: int, border: int) -> list[Image.Image]:
-    """The first `columns` samples of one prompt file as framed cells."""
-    if not path.exists():
+def _row(
+    run: RunDir, method_id: str, prompt_id: str, columns: int, size: int, border: int
+) -> list[Image.Image]:
+    """The first `columns` samples of one prompt as framed cells."""
+    if not run.is_complete(method_id, prompt_id):
         return []
-    with np.load(path) as data:
-        images = data["images"][:columns]
-        traced = "trace_active" in data.files
-        active = data["trace_active"][:columns] if traced else np.zeros((len(images), 1), bool)
+    data = run.load_samples(method_id, prompt_id, ("images", "trace_active"))
+    images = data["images"][:columns]
+    active = data.get("trace_active", np.zeros((len(images), 1), bool))[:columns]
     return [_cell(images[c], size, bool(active[c].any()), border) for c in range(len(images))]
 
 
 def method_grid(
-    method_dir: Path, prompt_ids: list[str], columns: int = 16, size: int = 32, border: int = 2
+    run: RunDir,
+    method_id: str,
+    prompt_ids: list[str],
+    columns: int = 16,
+    size: int = 32,
+    border: int = 2,
 ) -> Image.Image:
     """One method's grid: row r = prompt r, column c = sample c (same seed in every method)."""
     step = size + 2 * border
     grid = Image.new("RGB", (columns * step, len(prompt_ids) * step), BACKGROUND)
     for r, prompt_id in enumerate(prompt_ids):
-        for c, cell in enumerate(_row(method_dir / f"{prompt_id}.npz", columns, size, border)):
+        for c, cell in enumerate(_row(run, method_id, prompt_id, columns, size, border)):
             grid.paste(cell, (c * step, r * step))
     return grid
 
 
 def prompt_grid(
-    samples_dir: Path,
+    run: RunDir,
     prompt_id: str,
     method_ids: list[str],
     columns: int = 16,
@@ -72,7 +78,7 @@ def prompt_grid(
     """One prompt: row m = method-config m, column c = sample c, ids on the left.
     Cells are 28 px for tiny images (two grids fit a page width), 96 px otherwise."""
     if size is None:
-        size = _cell_size(samples_dir, prompt_id, method_ids)
+        size = _cell_size(run, prompt_id, method_ids)
     step = size + 2 * border
     font = _font()
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
@@ -81,19 +87,16 @@ def prompt_grid(
     draw = ImageDraw.Draw(grid)
     for r, method_id in enumerate(method_ids):
         draw.text((4, r * step + step // 2), method_id, fill=TEXT, font=font, anchor="lm")
-        for c, cell in enumerate(
-            _row(samples_dir / method_id / f"{prompt_id}.npz", columns, size, border)
-        ):
+        for c, cell in enumerate(_row(run, method_id, prompt_id, columns, size, border)):
             grid.paste(cell, (label_w + c * step, r * step))
     return grid
 
 
-def _cell_size(samples_dir: Path, prompt_id: str, method_ids: list[str]) -> int:
+def _cell_size(run: RunDir, prompt_id: str, method_ids: list[str]) -> int:
     for method_id in method_ids:
-        path = samples_dir / method_id / f"{prompt_id}.npz"
-        if path.exists():
-            with np.load(path) as data:
-                return 28 if data["images"].shape[1] <= 32 else 96
+        if run.is_complete(method_id, prompt_id):
+            images = run.load_samples(method_id, prompt_id, ("images",))["images"]
+            return 28 if images.shape[1] <= 32 else 96
     return 28
 
 
@@ -119,36 +122,42 @@ def comparison_grid(grids: dict[str, Image.Image], gap: int = 16) -> Image.Image
     return out
 
 
-def prompt_grid_path(run_path: Path, prompt_id: str) -> Path:
-    return run_path / "report" / "grids" / f"prompt-{prompt_id}.png"
+def grids_dir(run: RunDir) -> Path:
+    return run.report / "grids"
+
+
+def prompt_grid_path(run: RunDir, prompt_id: str) -> Path:
+    return grids_dir(run) / f"prompt-{prompt_id}.png"
+
+
+def method_grid_path(run: RunDir, method_id: str) -> Path:
+    return grids_dir(run) / f"grid-{method_id}.png"
+
+
+def compare_grid_path(run: RunDir) -> Path:
+    return grids_dir(run) / "compare.png"
 
 
 def write_grids(
-    run_path: Path,
+    run: RunDir,
     columns: int = 16,
     max_prompts: int = 10,
     method_ids: list[str] | None = None,
     prompt_ids: list[str] | None = None,
 ) -> list[Path]:
     """grid-<method-id>.png per method, compare.png, and prompt-<prompt-id>.png for
-    the first `max_prompts` prompts, under report/grids/. Ids default to the manifest's."""
-    if method_ids is None or prompt_ids is None:
-        manifest = json.loads((run_path / "manifest.json").read_text())
-        method_ids = manifest["method_ids"] if method_ids is None else method_ids
-        prompt_ids = manifest["prompt_ids"] if prompt_ids is None else prompt_ids
-    out_dir = run_path / "report" / "grids"
-    grids = {m: method_grid(run_path / "samples" / m, prompt_ids, columns) for m in method_ids}
+    the first `max_prompts` prompts, under report/grids/. Ids default to the run's."""
+    method_ids = run.method_ids() if method_ids is None else method_ids
+    prompt_ids = run.prompt_ids() if prompt_ids is None else prompt_ids
+    grids = {m: method_grid(run, m, prompt_ids, columns) for m in method_ids}
     written = []
     for method_id, grid in grids.items():
-        path = out_dir / f"grid-{method_id}.png"
-        atomic_write_bytes(path, _png_bytes(grid))
+        atomic_write_bytes(path := method_grid_path(run, method_id), _png_bytes(grid))
         written.append(path)
-    path = out_dir / "compare.png"
-    atomic_write_bytes(path, _png_bytes(comparison_grid(grids)))
+    atomic_write_bytes(path := compare_grid_path(run), _png_bytes(comparison_grid(grids)))
     written.append(path)
     for prompt_id in prompt_ids[:max_prompts]:
-        path = prompt_grid_path(run_path, prompt_id)
-        grid = prompt_grid(run_path / "samples", prompt_id, method_ids, columns)
-        atomic_write_bytes(path, _png_bytes(grid))
+        grid = prompt_grid(run, prompt_id, method_ids, columns)
+        atomic_write_bytes(path := prompt_grid_path(run, prompt_id), _png_bytes(grid))
         written.append(path)
     return written

@@ -6,7 +6,6 @@ stream them one prompt at a time.
 
 from __future__ import annotations
 
-import json
 import math
 import tomllib
 from collections.abc import Iterator
@@ -15,20 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
-from reports.catalog import ordered
+from bench.run_dir import RunDir
+from metrics.catalog import ordered
 
 
 @dataclass(frozen=True)
 class MethodConfig:
-    """One method-config of the run, e.g. id `spell-r2-l1.6` of method `spell`."""
+    """One method-config of the run, e.g. id `spell-r2-l1.6` of method `spell`, with its
+    class's defaults and parameter descriptions as generation recorded them."""
 
     id: str
     method: str
     params: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] | None = None
+    descriptions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class RunData:
+    run: RunDir
     path: Path
     manifest: dict[str, Any]
     config_text: str
@@ -83,64 +87,41 @@ class RunData:
         return ordered(keys)
 
     def sample_files(self, method_id: str) -> Iterator[Path]:
-        """The method-config's per-prompt npz files, in prompt order."""
+        """The method-config's complete per-prompt sample files, in prompt order."""
         for prompt_id in self.prompt_ids:
-            path = self.path / "samples" / method_id / f"{prompt_id}.npz"
+            path = self.run.sample_file(method_id, prompt_id)
             if path.exists():
                 yield path
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise BenchError(
-            f"{path} is not valid JSON ({err}); rerun the stage that writes it"
-        ) from err
-
-
-def _method_config(run_path: Path, method_id: str, result: dict[str, Any]) -> MethodConfig:
-    info = _read_json(run_path / "samples" / method_id / "method.json") or {}
+def _method_config(run: RunDir, method_id: str, result: dict[str, Any]) -> MethodConfig:
+    info = run.method_info(method_id)
     method = info.get("method") or result.get("method") or method_id.split("-")[0]
     params = info.get("params") or result.get("params") or {}
-    return MethodConfig(method_id, method, params)
-
-
-def _method_ids(run_path: Path, manifest: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    ids = list(manifest.get("method_ids") or [])
-    samples = run_path / "samples"
-    if not ids and samples.is_dir():
-        ids = sorted(p.name for p in samples.iterdir() if p.is_dir())
-    return ids + [m for m in results if m not in ids]
-
-
-def _prompt_ids(run_path: Path, manifest: dict[str, Any], method_ids: list[str]) -> list[str]:
-    if manifest.get("prompt_ids"):
-        return [str(p) for p in manifest["prompt_ids"]]
-    found = {f.stem for m in method_ids for f in (run_path / "samples" / m).glob("*.npz")}
-    return sorted(found)
+    return MethodConfig(
+        method_id, method, params, info.get("defaults"), info.get("descriptions") or {}
+    )
 
 
 def load_run(run_path: Path) -> RunData:
     """Read a run directory; a missing manifest is a one-line error."""
-    run_path = Path(run_path)
-    manifest = _read_json(run_path / "manifest.json")
+    run = RunDir(run_path)
+    manifest = run.manifest()
     if manifest is None:
         raise BenchError(
-            f"{run_path} is not a run directory (no manifest.json); run bench generate"
+            f"{run.path} is not a run directory (no manifest.json); run bench generate"
         )
-    metrics = _read_json(run_path / "metrics.json") or {}
+    metrics = run.metrics() or {}
     results = {r["method_id"]: r for r in metrics.get("results", []) if "method_id" in r}
-    ids = _method_ids(run_path, manifest, results)
-    config_path = run_path / "config.toml"
+    ids = run.method_ids()
+    ids += [m for m in results if m not in ids]
     return RunData(
-        path=run_path,
+        run=run,
+        path=run.path,
         manifest=manifest,
-        config_text=config_path.read_text() if config_path.exists() else "",
-        configs=[_method_config(run_path, m, results.get(m, {})) for m in ids],
-        prompt_ids=_prompt_ids(run_path, manifest, ids),
+        config_text=run.config_text(),
+        configs=[_method_config(run, m, results.get(m, {})) for m in ids],
+        prompt_ids=run.prompt_ids(),
         results=results,
         protocol=metrics.get("protocol") or {},
     )

@@ -15,6 +15,9 @@ from typing import Any
 import numpy as np
 import tomli_w
 
+from bench.atomic import atomic_write_text
+from bench.run_dir import RunDir
+
 IMAGE = 8
 
 
@@ -141,31 +144,28 @@ def make_run(
     """Write manifest, config, samples (npz + method.json) and, if scored, metrics.json."""
     configs = DEFAULT_CONFIGS if configs is None else configs
     prompt_ids = [str(p) for p in range(prompts)]
-    path.mkdir(parents=True, exist_ok=True)
+    run = RunDir(path)
     for config in configs:
-        out = path / "samples" / config.id
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "method.json").write_text(
-            json.dumps({"id": config.id, "method": config.method, "params": config.params})
-        )
+        info = {"id": config.id, "method": config.method, "params": config.params}
+        if config.method == "spell":
+            info["defaults"] = {"radius": 2.0, **SPELL_DEFAULTS}
+        run.write_method_info(config.id, info)
         for p in range(prompts):
             arrays = _prompt_arrays(p, config, samples, steps, batch_size, 0)
-            seconds = arrays.pop("seconds")
-            times = {"seconds_per_image": [round(float(x), 6) for x in seconds]}
-            (out / f"{p}.time.json").write_text(json.dumps(times))
-            np.savez(out / f"{p}.npz", **arrays)
-    _write_run_files(path, configs, prompt_ids, samples, steps, batch_size)
+            run.save_prompt(config.id, str(p), arrays)
+    _write_run_files(run, configs, prompt_ids, samples, steps, batch_size)
     if scored:
         results = [_result(c, prompt_ids, protection, (nulls or {}).get(c.id, [])) for c in configs]
         metrics = {
             "protocol": {"extractor": "digits", "bootstrap": 1000, "k": 5},
             "results": results,
         }
-        (path / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        run.write_metrics(json.dumps(metrics, indent=2), "")
     return path
 
 
-def _write_run_files(path: Path, configs, prompt_ids, samples, steps, batch_size) -> None:
+def _write_run_files(run: RunDir, configs, prompt_ids, samples, steps, batch_size) -> None:
+    path = run.path
     sweeps: dict[str, dict[str, list]] = {}
     for c in configs:
         table = sweeps.setdefault(c.method, {})
@@ -190,7 +190,7 @@ def _write_run_files(path: Path, configs, prompt_ids, samples, steps, batch_size
         },
         "method": method_tables,
     }
-    (path / "config.toml").write_text(tomli_w.dumps(config))
+    atomic_write_text(run.config_file, tomli_w.dumps(config))
     manifest = {
         "status": "scored",
         "config_hash": "0123456789abcdef",
@@ -206,4 +206,4 @@ def _write_run_files(path: Path, configs, prompt_ids, samples, steps, batch_size
         "generation_seconds": 1.0,
         "images_generated": len(configs) * len(prompt_ids) * samples,
     }
-    (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    atomic_write_text(run.manifest_file, json.dumps(manifest, indent=2))

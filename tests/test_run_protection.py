@@ -4,15 +4,16 @@ import numpy as np
 import torch
 
 from bench.atomic import atomic_save_npz
+from bench.run_dir import RunDir
 from bench.shields.store import save_shields
 from metrics.run_protection import add_protection
 from metrics.run_reader import MethodDir
 
 
 def method(tmp_path, name, params, latents) -> MethodDir:
-    folder = tmp_path / name
-    atomic_save_npz(folder / "0.npz", {"latents": latents.astype(np.float32)})
-    return MethodDir(name, name.split("-")[0], params, folder)
+    run = RunDir(tmp_path / "run")
+    atomic_save_npz(run.sample_file(name, "0"), {"latents": latents.astype(np.float32)})
+    return MethodDir(run, name, name.split("-")[0], params)
 
 
 def test_every_method_gets_the_share_within_r(tmp_path):

@@ -8,7 +8,8 @@ CLIP score get values (the reference-based metrics are null, with the reason not
 
 from __future__ import annotations
 
-import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,27 @@ import numpy as np
 from bench.data.folders import load_images
 from bench.data.sets import PromptSet, dataset_spec, open_prompt_set
 from bench.errors import BenchError
-from metrics.references import ReferenceProvider
+from bench.run_dir import RunDir
+
+
+@dataclass(frozen=True)
+class ReferenceProvider:
+    """`images(prompt_id)` -> uint8 (N, H, W, C) reference images of that prompt.
+
+    `extractors`: default feature spaces, the first one for the per-prompt metrics.
+    `quality`: "class_score" (needs `class_index` and a classifier extractor, named
+    by `quality_extractor`) or "clip_score" (needs `prompt_text`).
+    """
+
+    name: str
+    images: Callable[[str], np.ndarray]
+    extractors: tuple[str, ...]
+    quality: str
+    quality_extractor: str
+    class_index: Callable[[str], int] | None = None
+    prompt_text: Callable[[str], str] | None = None
+    reference_free: bool = False  # no reference images: only Vendi and CLIP score have values
+
 
 EXTRACTORS = ("dinov2", "inception")  # per prompt: DINOv2, as the paper; marginal: + FID
 FREE_EXTRACTORS = ("dinov2",)
@@ -25,21 +46,13 @@ FREE_EXTRACTORS = ("dinov2",)
 def run_reference(run_dir: Path, references: Path | None = None) -> ReferenceProvider | None:
     """The provider for a run made from a dataset spec, or None for a model's own prompts.
     `references` overrides the run's `[run] references` folder."""
-    settings = _run_settings(Path(run_dir))
+    settings = RunDir(run_dir).run_settings()
     spec = dataset_spec(settings.get("prompts"))
     if spec is None:
         return None
     references = references or settings.get("references")
     prompt_set = open_prompt_set(spec, Path(references) if references else None)
     return folder_reference(prompt_set, Path(run_dir))
-
-
-def _run_settings(run_dir: Path) -> dict:
-    config = run_dir / "config.toml"
-    if not config.is_file():
-        return {}
-    with config.open("rb") as f:
-        return tomllib.load(f).get("run", {})
 
 
 def folder_reference(prompt_set: PromptSet, run_dir: Path) -> ReferenceProvider:
@@ -53,7 +66,7 @@ def folder_reference(prompt_set: PromptSet, run_dir: Path) -> ReferenceProvider:
         if not refs.get(prompt_id):
             raise BenchError(f"no reference images for prompt {prompt_id!r}: {where}")
         if not shape:
-            shape.extend(generated_shape(run_dir))
+            shape.extend(RunDir(run_dir).generated_shape())
         height, width, channels = shape
         return load_images(refs[prompt_id], (height, width), channels)
 
@@ -71,12 +84,3 @@ def folder_reference(prompt_set: PromptSet, run_dir: Path) -> ReferenceProvider:
         prompt_text=prompt_text,
         reference_free=refs is None,
     )
-
-
-def generated_shape(run_dir: Path) -> tuple[int, int, int]:
-    """(H, W, C) of the run's generated images (the first sample file found)."""
-    for path in sorted(Path(run_dir).glob("samples/*/*.npz")):
-        with np.load(path, allow_pickle=False) as f:
-            if "images" in f.files:
-                return tuple(f["images"].shape[1:4])
-    raise BenchError(f"no generated samples under {run_dir}/samples: run `bench generate` first")
