@@ -1,74 +1,58 @@
-"""Method registry: built-ins (one file each in this package), entry points of the
-group `spellbench.methods`, and `module:Class` names given on the command line."""
+"""Methods by name: built-ins (one file each in this package, imported lazily), entry
+points of the group `spellbench.methods`, and `module:Class` names on the command line.
+Also the expansion of a method's swept parameters into method-configs."""
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import itertools
-import pkgutil
 import sys
 import typing
-from importlib.metadata import entry_points
 from typing import Any
 
 from bench.errors import BenchError
+from bench.registry import Registry
 from methods.base import DiversityMethod
 
 ENTRY_POINT_GROUP = "spellbench.methods"
-_REGISTRY: dict[str, type[DiversityMethod]] = {}
-_NOT_METHOD_MODULES = {"base", "registry"}
 
 
-def register(cls: type[DiversityMethod]) -> type[DiversityMethod]:
-    """Class decorator: make a method available under `cls.name`."""
-    _REGISTRY[cls.name] = cls
-    return cls
+def _not_a_method(obj) -> str | None:
+    if isinstance(obj, type) and issubclass(obj, DiversityMethod):
+        return None
+    return "is not a DiversityMethod subclass"
 
 
-def _load_builtins() -> None:
-    import methods
+BUILT_IN = {
+    "none": "methods.none:NoMethod",
+    "spell": "methods.spell:Spell",
+    "pg": "methods.pg:ParticleGuidance",
+    "ig": "methods.ig:IntervalGuidance",
+    "cads": "methods.cads:CADS",
+    "cfg": "methods.cfg:CFGSweep",
+}
 
-    for info in pkgutil.iter_modules(methods.__path__):
-        if info.name not in _NOT_METHOD_MODULES:
-            importlib.import_module(f"methods.{info.name}")
+
+def builtin_registry() -> Registry[type[DiversityMethod]]:
+    """A registry of the built-in methods; plugins join it on first lookup."""
+    registry: Registry[type[DiversityMethod]] = Registry("method", ENTRY_POINT_GROUP, _not_a_method)
+    for name, target in BUILT_IN.items():
+        registry.register(name, target)
+    return registry
 
 
-def _load_entry_points() -> None:
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            cls = ep.load()
-        except Exception as err:  # a broken plugin is one line, not a traceback
-            raise BenchError(f"cannot load method plugin {ep.name!r} ({ep.value}): {err}") from err
-        if not (isinstance(cls, type) and issubclass(cls, DiversityMethod)):
-            raise BenchError(f"method plugin {ep.name!r} ({ep.value}) is not a DiversityMethod")
-        _REGISTRY.setdefault(ep.name, cls)
+METHODS = builtin_registry()
 
 
 def available() -> dict[str, type[DiversityMethod]]:
-    _load_builtins()
-    _load_entry_points()
-    return dict(sorted(_REGISTRY.items()))
-
-
-def _import_class(spec: str) -> type[DiversityMethod]:
-    module_name, _, attr = spec.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise BenchError(f"cannot import method {spec!r}: {err}") from err
-    if not (isinstance(cls, type) and issubclass(cls, DiversityMethod)):
-        raise BenchError(f"{spec!r} is not a DiversityMethod subclass")
-    return cls
+    """Every registered method, built-in and plugin, imported."""
+    registry = METHODS
+    return {name: registry.get(name) for name in registry.names()}
 
 
 def get_method_class(name: str) -> type[DiversityMethod]:
-    if ":" in name:
-        return _import_class(name)
-    methods = available()
-    if name not in methods:
-        raise BenchError(f"unknown method {name!r}; available: {', '.join(methods)}")
-    return methods[name]
+    """A registered name, or `module:Class`."""
+    return METHODS.get(name)
 
 
 def _is_sequence_field(cls: type[DiversityMethod], key: str) -> bool:

@@ -170,7 +170,8 @@ class _StubClip(FeatureExtractor):
 def _score(monkeypatch, tmp_path, with_refs: bool, extractor: str) -> dict:
     from metrics import extractors
 
-    monkeypatch.setitem(extractors._REGISTRY, "clip", lambda **_: _StubClip())
+    stubbed = extractors.EXTRACTORS.with_entry("clip", lambda **_: _StubClip())
+    monkeypatch.setattr(extractors, "EXTRACTORS", stubbed)
     path = _prompt_file(tmp_path, with_refs)
     run = _run(tmp_path, f"file:{path}", {"apple": _solid(RED), "car": _solid(BLUE)})
     torch.manual_seed(0)

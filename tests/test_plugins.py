@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import bench.registry as bench_registry
 import methods.registry as registry
 from bench.config import BenchConfig
 from bench.errors import BenchError
@@ -32,10 +33,8 @@ def plugin_path(monkeypatch):
 
 @pytest.fixture
 def own_registry(monkeypatch):
-    """Entry points registered by a test do not outlive it (built-ins loaded first: they
-    register on import, once)."""
-    registry.available()
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    """Entry points registered by a test do not outlive it."""
+    monkeypatch.setattr(registry, "METHODS", registry.builtin_registry())
 
 
 def test_the_documented_example_is_the_tested_plugin():
@@ -63,33 +62,45 @@ def _fake_entry_points(*points: EntryPoint):
 
 
 def test_entry_point_registers_a_method(plugin_path, own_registry, monkeypatch):
-    assert "mean-repel" not in registry.available()
     point = EntryPoint("mean-repel", SPEC, registry.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(registry, "entry_points", _fake_entry_points(point))
+    monkeypatch.setattr(bench_registry, "entry_points", _fake_entry_points(point))
     assert registry.available()["mean-repel"].__name__ == "MeanRepulsion"
     assert expand("mean-repel", {"strength": 0.2})[0].id == "mean-repel-s0.2-t0.5"
     assert any(line.startswith("mean-repel") for line in describe_methods())
 
 
-def test_entry_point_cannot_replace_a_builtin(plugin_path, own_registry, monkeypatch):
+def test_entry_point_clashing_with_a_builtin_is_an_error(plugin_path, own_registry, monkeypatch):
     point = EntryPoint("spell", SPEC, registry.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(registry, "entry_points", _fake_entry_points(point))
-    assert registry.available()["spell"].__name__ == "Spell"
+    monkeypatch.setattr(bench_registry, "entry_points", _fake_entry_points(point))
+    with pytest.raises(BenchError, match="method 'spell' is registered twice"):
+        registry.available()
 
 
 def test_broken_entry_point_is_a_one_line_error(own_registry, monkeypatch):
     point = EntryPoint("broken", "no_such_module:Nothing", registry.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(registry, "entry_points", _fake_entry_points(point))
-    with pytest.raises(BenchError, match="cannot load method plugin 'broken'"):
+    monkeypatch.setattr(bench_registry, "entry_points", _fake_entry_points(point))
+    with pytest.raises(BenchError, match="cannot import method 'no_such_module:Nothing'"):
         registry.available()
+
+
+def test_a_typo_gets_a_suggestion():
+    with pytest.raises(BenchError, match="did you mean 'spell'"):
+        get_method_class("spel")
 
 
 def test_listing_shows_every_method_with_parameters_and_defaults():
     text = "\n".join(describe_methods())
     for name in ("none", "spell", "pg", "ig", "cads", "cfg"):
         assert re.search(rf"^{name}\s", text, flags=re.M), name
-    for setting in ("strength = 30.0", "interval = [0.1, 0.9]", 'space = "t"', "tau1 = 0.6",
-                    "noise_uncond = false", "weight = 1.0", "radius = 2.0"):
+    for setting in (
+        "strength = 30.0",
+        "interval = [0.1, 0.9]",
+        'space = "t"',
+        "tau1 = 0.6",
+        "noise_uncond = false",
+        "weight = 1.0",
+        "radius = 2.0",
+    ):
         assert setting in text
 
 
@@ -105,10 +116,12 @@ def _check_run(run: Path, plugin_id: str) -> None:
 
 
 def test_plugin_runs_through_the_generate_stage(plugin_path, random_digits, monkeypatch, tmp_path):
-    monkeypatch.setitem(models.MODELS, "digits", (lambda **kw: random_digits, "random weights"))
-    config = BenchConfig(run={**SMALL, "methods": [SPEC], "out": tmp_path, "name": "p",
-                              "threads": 2},
-                         method={SPEC: {"strength": 0.3}})
+    fake = models.MODELS.with_entry("digits", lambda **kw: random_digits, "random weights")
+    monkeypatch.setattr(models, "MODELS", fake)
+    config = BenchConfig(
+        run={**SMALL, "methods": [SPEC], "out": tmp_path, "name": "p", "threads": 2},
+        method={SPEC: {"strength": 0.3}},
+    )
     generate(config, progress=False)
     _check_run(tmp_path / "p", "mean-repel-s0.3-t0.5")
 
@@ -116,11 +129,27 @@ def test_plugin_runs_through_the_generate_stage(plugin_path, random_digits, monk
 def test_plugin_runs_through_bench_run(tmp_path):
     assert WEIGHTS.exists(), f"the committed digits weights are missing at {WEIGHTS}"
     (tmp_path / "bench.toml").write_text(f'[method."{SPEC}"]\nstrength = 0.3\n')
-    args = ["--model", "digits", "--methods", SPEC, "--out", str(tmp_path), "--name", "cli",
-            "--threads", "2"] + [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()]
+    args = [
+        "--model",
+        "digits",
+        "--methods",
+        SPEC,
+        "--out",
+        str(tmp_path),
+        "--name",
+        "cli",
+        "--threads",
+        "2",
+    ] + [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()]
     env = {**os.environ, "PYTHONPATH": str(PLUGIN_DIR)}
     bench = Path(sys.executable).parent / "bench"
-    done = subprocess.run([str(bench), "run", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(bench), "run", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     _check_run(tmp_path / "cli", "mean-repel-s0.3-t0.5")

@@ -126,7 +126,11 @@ def test_cost_from_npz_or_time_json(scored):
     _, result = scored
     for method_id, nfe in (("faithful", 20.0), ("swapped", 21.0)):
         cost = _by_id(result)[method_id]["cost"]
-        assert cost == {"seconds_per_image": pytest.approx(0.5), "nfe_per_image": nfe}
+        assert cost == {
+            "seconds_per_image": pytest.approx(0.5),
+            "seconds_per_image_std": pytest.approx(0.0),
+            "nfe_per_image": nfe,
+        }
 
 
 def test_rerun_reuses_cached_features_and_recomputes_changed_prompts(tmp_path, monkeypatch, scored):
@@ -192,7 +196,8 @@ class _StubClip(FeatureExtractor):
 def test_text_model_plugs_in_with_clip_score(tmp_path, monkeypatch):
     from metrics import extractors, references
 
-    monkeypatch.setitem(extractors._REGISTRY, "clip", lambda **_: _StubClip())
+    stubbed = extractors.EXTRACTORS.with_entry("clip", lambda **_: _StubClip())
+    monkeypatch.setattr(extractors, "EXTRACTORS", stubbed)
     provider = references.ReferenceProvider(
         name="toy",
         images=lambda pid: unit_to_uint8(load_split("held_out").of_class(int(pid))),
@@ -201,7 +206,9 @@ def test_text_model_plugs_in_with_clip_score(tmp_path, monkeypatch):
         quality_extractor="clip",
         prompt_text=lambda pid: f"a {pid}",
     )
-    monkeypatch.setitem(references._PROVIDERS, "toy", lambda run_dir: provider)
+    monkeypatch.setattr(
+        references, "REFERENCES", references.REFERENCES.with_entry("toy", lambda run_dir: provider)
+    )
     run = tmp_path / "run"
     (run / "samples").mkdir(parents=True)
     (run / "config.toml").write_text('[run]\nmodel = "toy"\n')

@@ -110,3 +110,8 @@ class DigitsAdapter(DigitsClasses):
     def predict(self, x_t, timestep, cond):
         timestep = torch.as_tensor(timestep, device=self.device).expand(x_t.shape[0])
         return self.net(x_t, timestep, cond)
+
+
+def load_digits(device: str = "cpu", **_: object) -> DigitsAdapter:
+    """The `digits` factory: the committed weights (`model_path`/`dtype` do not apply)."""
+    return DigitsAdapter(device=device)

@@ -173,3 +173,8 @@ class DigitsGMMAdapter(DigitsClasses):
             self.mixtures.log_weights(class_weights),
         )
         return torch.from_numpy(x0).reshape(x_t.shape).to(device=x_t.device, dtype=x_t.dtype)
+
+
+def load_digits_gmm(device: str = "cpu", **_: object) -> DigitsGMMAdapter:
+    """The `digits-gmm` factory (`model_path`/`dtype` do not apply)."""
+    return DigitsGMMAdapter(device=device)

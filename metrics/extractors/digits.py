@@ -33,3 +33,9 @@ class DigitsExtractor(FeatureExtractor):
             "weights": file_fingerprint(self.weights),
             "input": "uint8 8x8 grey -> [-1, 1]",
         }
+
+
+def digits_extractor(weights_dir: Path | None = None, device: str = "cpu") -> DigitsExtractor:
+    """The committed classifier, or a copy of its file in `weights_dir` when present."""
+    local = Path(weights_dir) / WEIGHTS.name if weights_dir is not None else None
+    return DigitsExtractor(local if local is not None and local.is_file() else WEIGHTS, device)

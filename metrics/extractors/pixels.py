@@ -18,3 +18,8 @@ class PixelExtractor(FeatureExtractor):
 
     def settings(self) -> dict:
         return {"name": self.name, "layout": "flattened (H, W, C)", "range": "[0, 1]"}
+
+
+def pixel_extractor(weights_dir: object = None, device: str = "cpu") -> PixelExtractor:
+    """No weights: `weights_dir` is accepted for the common factory signature."""
+    return PixelExtractor(device)
