@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torchmetrics import Metric
-from torchmetrics.utilities.data import dim_zero_cat
 
 from metrics.distances import as_rows
+from metrics.spec import MetricSpec
 from metrics.values import Undefined
+
+DEFINITION = "||mu_g - mu_r||^2 + tr(S_g + S_r - 2 (S_g S_r)^(1/2)) of Gaussians fitted to features"
+
+
+def fd_key(extractor: str) -> str:
+    """The metrics.json key of the Frechet distance in an extractor's space."""
+    return "fid" if extractor == "inception" else f"fd_{extractor}"
+
+
+def fd_spec(key: str) -> MetricSpec:
+    """`fid` is FID (Inception); `fd_<extractor>` a Frechet distance in that space."""
+    if key == "fid":
+        return MetricSpec("fid", "FID", "Fréchet distance, Inception", False, DEFINITION)
+    extractor = key.removeprefix("fd_")
+    pretty = "DINOv2" if extractor == "dinov2" else extractor
+    return MetricSpec(
+        key, f"FD {pretty}", f"Fréchet distance, {pretty} features", False, DEFINITION
+    )
 
 
 def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,24 +60,48 @@ def frechet_distance_features(a: np.ndarray, b: np.ndarray) -> float | Undefined
     return frechet_distance(*gaussian_stats(a), *gaussian_stats(b))
 
 
-class FrechetDistance(Metric):
-    """torchmetrics wrapper: `update(features, real=True|False)`, then `compute()`."""
+class GaussianAccumulator:
+    """Running float64 sums of x and x x^T, as torchmetrics' FID keeps them: a set's
+    Gaussian without holding its features. Sums are taken about the first batch's
+    mean, which keeps the covariance exact to rounding for features far from 0."""
 
-    is_differentiable = False
-    higher_is_better = False
-    full_state_update = False
+    def __init__(self, dim: int | None = None) -> None:
+        self.count = 0
+        self.dim = dim
+        self._shift: np.ndarray | None = None
+        self._sum: np.ndarray | None = None
+        self._outer: np.ndarray | None = None
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.add_state("real_features", default=[], dist_reduce_fx="cat")
-        self.add_state("fake_features", default=[], dist_reduce_fx="cat")
+    def update(self, features: np.ndarray) -> None:
+        x = as_rows(features)
+        if len(x) == 0:
+            return
+        if self._shift is None:
+            self.dim = x.shape[1]
+            self._shift = x.mean(axis=0)
+            self._sum = np.zeros(self.dim)
+            self._outer = np.zeros((self.dim, self.dim))
+        centred = x - self._shift
+        self.count += len(x)
+        self._sum += centred.sum(axis=0)
+        self._outer += centred.T @ centred
 
-    def update(self, features: torch.Tensor, real: bool) -> None:
-        feats = torch.as_tensor(features, dtype=torch.float64).flatten(1)
-        (self.real_features if real else self.fake_features).append(feats)
+    def mean(self) -> np.ndarray:
+        return self._shift + self._sum / self.count
 
-    def compute(self) -> float | Undefined:
-        if not len(self.real_features) or not len(self.fake_features):
-            return Undefined("no features for one of the two sets")
-        fake = dim_zero_cat(self.fake_features).cpu().numpy()
-        return frechet_distance_features(fake, dim_zero_cat(self.real_features).cpu().numpy())
+    def covariance(self) -> np.ndarray:
+        offset = self._sum / self.count
+        return (self._outer - self.count * np.outer(offset, offset)) / (self.count - 1)
+
+    def frechet(self, reference: GaussianAccumulator) -> float | Undefined:
+        """FD of this (generated) set against `reference`, with FD's sample-size guard."""
+        dim = self.dim if self.dim is not None else reference.dim
+        for name, acc in (("generated", self), ("reference", reference)):
+            if acc.count <= (dim or 0):
+                return Undefined(
+                    f"{acc.count} {name} samples for {dim}-d features: "
+                    "FD needs more samples than dimensions"
+                )
+        return frechet_distance(
+            self.mean(), self.covariance(), reference.mean(), reference.covariance()
+        )

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from metrics.aggregate import mean_over_prompts, prompt_ci
 from metrics.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED
-from metrics.frechet import frechet_distance_features
+from metrics.frechet import GaussianAccumulator, fd_key
 from metrics.prdc import DEFAULT_K, PRDC_KEYS, compute_prdc
 from metrics.quality import class_scores, clip_scores
 from metrics.run_reader import MethodDir, PromptSamples
@@ -30,26 +28,24 @@ class ScoreSettings:
     bootstrap_seed: int = DEFAULT_SEED
 
 
-def fd_name(extractor: str) -> str:
-    return "fid" if extractor == "inception" else f"fd_{extractor}"
-
-
 def score_method(
     method: MethodDir, spaces: FeatureSpaces, names: list[str], settings: ScoreSettings
 ) -> dict:
     """The `results` entry of metrics.json for one method-config."""
     tally, cost = _Tally(names, spaces.reference.quality), _CostTally()
-    for pid in method.prompt_ids():
+    prompt_ids = method.prompt_ids()
+    for pid in prompt_ids:
         samples = method.load(pid)
         gen, ref = spaces.generated(method, samples), spaces.reference_outputs(pid)
         tally.add(pid, gen, ref, _quality_scores(spaces, pid, gen), settings.k)
-        cost.add(samples, method.path)
+        cost.add(samples)
     metrics, ci = tally.aggregate(settings)
+    frechet = tally.frechet({n: spaces.reference_statistics(n, prompt_ids) for n in names})
     return {
         "method_id": method.method_id,
         "method": method.method,
         "params": method.params,
-        "metrics": {**metrics, **tally.frechet()},
+        "metrics": {**metrics, **frechet},
         "ci": ci,
         "per_prompt": tally.per_prompt,
         "counts": tally.counts(),
@@ -75,15 +71,14 @@ class _Tally:
         self.raw: dict[str, dict[str, Value]] = {m: {} for m in (*PER_PROMPT, quality)}
         self.per_prompt: dict[str, dict] = {}
         self.notes: dict[str, dict[str, str]] = {"all": {}}
-        self.gen: dict[str, list[np.ndarray]] = {n: [] for n in names}
-        self.ref: dict[str, list[np.ndarray]] = {n: [] for n in names}
-        self.quality_scores: list[np.ndarray] = []
+        self.gen = {n: GaussianAccumulator() for n in names}
+        self.quality_sum, self.quality_count = 0.0, 0
 
     def add(self, pid: str, gen: dict, ref: dict, quality: np.ndarray, k: int) -> None:
         for n in self.names:
-            self.gen[n].append(gen[n]["features"])
-            self.ref[n].append(ref[n]["features"])
-        self.quality_scores.append(quality)
+            self.gen[n].update(gen[n]["features"])
+        self.quality_sum += float(np.sum(quality, dtype=np.float64))
+        self.quality_count += len(quality)
         primary = self.names[0]
         values = _prompt_values(gen[primary]["features"], ref[primary]["features"], k)
         values[self.quality] = float(quality.mean())
@@ -101,7 +96,7 @@ class _Tally:
         for m, values in self.raw.items():
             mean, note = mean_over_prompts(values)
             if m == self.quality:  # CLIP-score convention: over all (image, prompt) pairs
-                mean = float(np.concatenate(self.quality_scores).mean())
+                mean = self.quality_sum / self.quality_count
             metrics[m] = _plain(m, mean, notes)
             if note:
                 notes[m] = note
@@ -111,11 +106,11 @@ class _Tally:
                 notes[f"{m}_ci"] = interval.reason
         return metrics, ci
 
-    def frechet(self) -> dict[str, float | None]:
+    def frechet(self, reference: dict[str, GaussianAccumulator]) -> dict[str, float | None]:
         out = {}
         for n in self.names:
-            fd = frechet_distance_features(np.concatenate(self.gen[n]), np.concatenate(self.ref[n]))
-            out[fd_name(n)] = _plain(fd_name(n), fd, self.notes["all"])
+            key = fd_key(n)
+            out[key] = _plain(key, self.gen[n].frechet(reference[n]), self.notes["all"])
         return out
 
     def counts(self) -> dict[str, int]:
@@ -144,27 +139,25 @@ def _plain(name: str, value: Value, notes: dict[str, str]) -> float | None:
 
 
 class _CostTally:
-    """Mean seconds and NFE per image; seconds come from the npz or `<prompt>.time.json`."""
+    """Seconds per image (mean, standard deviation) and mean NFE. Per-image values are
+    kept as arrays: eight bytes an image, and the mean then equals numpy's to the bit."""
 
     def __init__(self) -> None:
         self.seconds: list[np.ndarray] = []
         self.nfe: list[np.ndarray] = []
 
-    def add(self, samples: PromptSamples, method_path: Path) -> None:
-        arrays = samples.arrays
-        if "nfe" in arrays:
-            self.nfe.append(np.asarray(arrays["nfe"], np.float64).ravel())
-        seconds = arrays.get("seconds")
-        times = method_path / f"{samples.prompt_id}.time.json"
-        if seconds is None and times.is_file():
-            seconds = json.loads(times.read_text()).get("seconds_per_image")
-        if seconds is not None:
-            self.seconds.append(np.asarray(seconds, np.float64).ravel())
+    def add(self, samples: PromptSamples) -> None:
+        if "nfe" in samples.arrays:
+            self.nfe.append(np.asarray(samples.arrays["nfe"], np.float64).ravel())
+        if samples.seconds is not None:
+            self.seconds.append(np.asarray(samples.seconds, np.float64).ravel())
 
     def summary(self) -> dict[str, float]:
         out = {}
         if self.seconds:
-            out["seconds_per_image"] = float(np.concatenate(self.seconds).mean())
+            seconds = np.concatenate(self.seconds)
+            out["seconds_per_image"] = float(seconds.mean())
+            out["seconds_per_image_std"] = float(seconds.std(ddof=1)) if len(seconds) > 1 else 0.0
         if self.nfe:
             out["nfe_per_image"] = float(np.concatenate(self.nfe).mean())
         return out

@@ -5,9 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
 
-from bench.atomic import atomic_write_text
+from bench.run_dir import RunDir
 
 _COUNTS = ("n_generated", "n_reference")
 
@@ -66,10 +65,8 @@ def _ci(ci: dict) -> dict:
     return out
 
 
-def write_outputs(run_dir: Path, result: dict) -> None:
-    text = json.dumps(result, indent=2, allow_nan=False)
-    atomic_write_text(Path(run_dir) / "metrics.json", text + "\n")
-    atomic_write_text(Path(run_dir) / "metrics.csv", csv_text(result))
+def write_outputs(run: RunDir, result: dict) -> None:
+    run.write_metrics(json.dumps(result, indent=2, allow_nan=False) + "\n", csv_text(result))
 
 
 def format_table(result: dict) -> str:

@@ -7,15 +7,43 @@ the point itself excluded, strict `<` comparisons.
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torchmetrics import Metric
-from torchmetrics.utilities.data import dim_zero_cat
 
 from metrics.distances import as_rows, kth_neighbour_radii, pairwise_distances
+from metrics.spec import MetricSpec
 from metrics.values import Undefined
 
 PRDC_KEYS = ("precision", "recall", "density", "coverage")
 DEFAULT_K = 5
+SPECS = (
+    MetricSpec(
+        "recall",
+        "Recall",
+        "share of reference",
+        True,
+        "share of reference features inside some generated feature's k-NN ball",
+    ),
+    MetricSpec(
+        "coverage",
+        "Coverage",
+        "share of reference",
+        True,
+        "share of reference features whose k-NN ball holds a generated feature",
+    ),
+    MetricSpec(
+        "precision",
+        "Precision",
+        "share of generated",
+        True,
+        "share of generated features inside some reference feature's k-NN ball",
+    ),
+    MetricSpec(
+        "density",
+        "Density",
+        "mean neighbourhood count",
+        True,
+        "mean number of reference k-NN balls holding a generated feature, divided by k",
+    ),
+)
 
 
 def compute_prdc(
@@ -38,30 +66,3 @@ def compute_prdc(
         "density": float(in_real_ball.sum(axis=0).mean() / k),
         "coverage": float((d.min(axis=1) < real_radii).mean()),
     }
-
-
-class PRDC(Metric):
-    """torchmetrics wrapper: `update(features, real=True|False)`, then `compute()`."""
-
-    is_differentiable = False
-    higher_is_better = True
-    full_state_update = False
-
-    def __init__(self, k: int = DEFAULT_K, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.k = k
-        self.add_state("real_features", default=[], dist_reduce_fx="cat")
-        self.add_state("fake_features", default=[], dist_reduce_fx="cat")
-
-    def update(self, features: torch.Tensor, real: bool) -> None:
-        feats = torch.as_tensor(features, dtype=torch.float64).flatten(1)
-        (self.real_features if real else self.fake_features).append(feats)
-
-    def compute(self) -> dict[str, float] | Undefined:
-        return compute_prdc(_cat(self.real_features), _cat(self.fake_features), self.k)
-
-
-def _cat(state: list[torch.Tensor] | torch.Tensor) -> np.ndarray:
-    if isinstance(state, list) and not state:
-        return np.zeros((0, 0))
-    return dim_zero_cat(state).cpu().numpy()

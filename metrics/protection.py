@@ -6,6 +6,15 @@ import numpy as np
 import torch
 
 from bench.errors import BenchError
+from metrics.spec import MetricSpec
+
+SPEC = MetricSpec(
+    "protection_rate",
+    "Within r of protected",
+    "share of generated",
+    False,
+    "share of final latents whose nearest protected vector is closer than r",
+)
 
 
 def nearest_distances(

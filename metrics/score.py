@@ -10,21 +10,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.data.references import ReferenceProvider
 from bench.errors import BenchError
-from metrics.method_scores import PER_PROMPT, ScoreSettings, fd_name, score_method
+from bench.run_dir import RunDir
+from metrics.catalog import metric_info
+from metrics.frechet import fd_key
+from metrics.method_scores import PER_PROMPT, ScoreSettings, score_method
 from metrics.outputs import format_table, write_outputs
 from metrics.prdc import PRDC_KEYS
-from metrics.references import ReferenceProvider, get_reference
+from metrics.references import get_reference
 from metrics.run_protection import add_protection
-from metrics.run_reader import method_dirs, run_model
+from metrics.run_reader import method_dirs
 from metrics.spaces import FeatureSpaces
 
 __all__ = ["PER_PROMPT", "ScoreSettings", "format_table", "score_run"]
-
-_QUALITY = {
-    "class_score": "100 * softmax probability of the prompt's class",
-    "clip_score": "100 * max(cos(image, prompt), 0)",
-}
 
 
 def score_run(
@@ -37,21 +36,21 @@ def score_run(
     """Score every method dir under RUN/samples. The first extractor serves the per-prompt
     metrics (prdc, Vendi); every extractor gets a marginal Frechet distance."""
     settings = settings or ScoreSettings()
-    run_dir = Path(run_dir)
-    model = run_model(run_dir)
-    reference = get_reference(model, run_dir)
+    run = RunDir(run_dir)
+    model = run.model()
+    reference = get_reference(model, run.path)
     names = list(dict.fromkeys(extractors or reference.extractors))
     if not names:
         raise BenchError("no feature extractor to score with")
-    methods = method_dirs(run_dir)
+    methods = method_dirs(run)
     needed = list(dict.fromkeys([*names, reference.quality_extractor]))
-    spaces = FeatureSpaces(run_dir, needed, reference, weights_dir, device)
+    spaces = FeatureSpaces(run.path, needed, reference, weights_dir, device)
     results = [score_method(m, spaces, names, settings) for m in methods]
     out = {"protocol": _protocol(model, reference, names, spaces, settings), "results": results}
     protection = add_protection(results, methods)
     if protection is not None:
         out["protocol"]["protection"] = protection
-    write_outputs(run_dir, out)
+    write_outputs(run, out)
     return out
 
 
@@ -90,7 +89,7 @@ def _protocol(
         "quality": {
             "metric": reference.quality,
             "extractor": reference.quality_extractor,
-            "definition": _QUALITY[reference.quality],
+            "definition": metric_info(reference.quality).definition,
             "aggregate": "mean over all (image, prompt) pairs",
         },
         "aggregate": "mean over the prompts where a metric is defined",
@@ -104,6 +103,6 @@ def _protocol(
         "metric_names": {
             **{m: f"{m}_k{k}_{primary}" for m in PRDC_KEYS},
             "vendi": f"vendi_linear_{primary}",
-            **{fd_name(n): f"fd_{n}" if n != "inception" else "fid_inception" for n in names},
+            **{fd_key(n): f"fd_{n}" if n != "inception" else "fid_inception" for n in names},
         },
     }

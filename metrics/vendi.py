@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torchmetrics import Metric
-from torchmetrics.utilities.data import dim_zero_cat
 
 from metrics.distances import as_rows
+from metrics.spec import MetricSpec
 from metrics.values import Undefined
+
+SPEC = MetricSpec(
+    "vendi",
+    "Vendi score",
+    "effective no. of samples",
+    True,
+    "exp of the entropy of the eigenvalues of K/n, K the linear kernel of L2-normalised features",
+)
 
 
 def vendi_from_kernel(kernel: np.ndarray) -> float:
@@ -33,23 +39,3 @@ def vendi_score(features: np.ndarray) -> float | Undefined:
 def _exp_entropy(eigenvalues: np.ndarray) -> float:
     p = eigenvalues[eigenvalues > 0]
     return float(np.exp(-(p * np.log(p)).sum()))
-
-
-class Vendi(Metric):
-    """torchmetrics wrapper over the features of one image set."""
-
-    is_differentiable = False
-    higher_is_better = True
-    full_state_update = False
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.add_state("features", default=[], dist_reduce_fx="cat")
-
-    def update(self, features: torch.Tensor) -> None:
-        self.features.append(torch.as_tensor(features, dtype=torch.float64).flatten(1))
-
-    def compute(self) -> float | Undefined:
-        if isinstance(self.features, list) and not self.features:
-            return Undefined("no images")
-        return vendi_score(dim_zero_cat(self.features).cpu().numpy())

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from reports.catalog import metric_info
+from metrics.catalog import metric_info
 from reports.pareto import pareto_mask
 from reports.rundata import MethodConfig, RunData
 from reports.style import themed

@@ -10,7 +10,7 @@ import math
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from reports.catalog import metric_info
+from metrics.catalog import metric_info
 from reports.colors import shades
 from reports.rundata import MethodConfig, RunData
 from reports.style import themed
@@ -111,7 +111,7 @@ def sweep_figure(run: RunData, method: str, color: str) -> Figure | None:
         info = metric_info(metric)
         ax.set_title(info.short)
         ax.set_ylabel(f"{info.name} ({info.unit})", fontsize=8)
-        ax.set_xlabel(param_label(method, xkey), fontsize=8)
+        ax.set_xlabel(param_label(configs[0], xkey), fontsize=8)
         if ticks is not None:
             ax.set_xticks(range(len(ticks)), ticks, rotation=30, fontsize=7)
     for ax in axes[len(metrics) :]:

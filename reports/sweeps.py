@@ -1,9 +1,9 @@
 """Sweeps of one method: which parameters vary, their order, the default config.
 
 The default config of a method (Table 1) is the config whose swept parameters
-all take the method class's default values; parameters the user fixed in
-bench.toml are their choice and not compared. When no config matches (or the
-class is not importable), it is the middle sweep point: index (n - 1) // 2 of
+all take the method class's default values (recorded in method.json); parameters
+the user fixed in bench.toml are their choice and not compared. When no config
+matches (or no defaults were recorded), it is the middle sweep point: index (n - 1) // 2 of
 the configs sorted by their swept values.
 """
 
@@ -43,15 +43,11 @@ def sort_configs(configs: list[MethodConfig], keys: list[str] | None = None) -> 
     return sorted(configs, key=lambda c: tuple(sort_value(c.params.get(k)) for k in keys))
 
 
-def class_defaults(method: str) -> dict[str, Any] | None:
-    """The method class's default params as JSON values, or None if unknown."""
-    try:
-        from methods.registry import get_method_class
-
-        defaults = get_method_class(method).Config().model_dump(mode="json")
-    except Exception:  # a third-party method that is not importable here
-        return None
-    return json.loads(_canon(defaults))
+def recorded_defaults(configs: list[MethodConfig]) -> dict[str, Any] | None:
+    """The method class's default params, as generation wrote them into method.json
+    (None for a run made before they were recorded)."""
+    defaults = next((c.defaults for c in configs if c.defaults is not None), None)
+    return None if defaults is None else json.loads(_canon(defaults))
 
 
 def default_config(configs: list[MethodConfig], defaults: dict[str, Any] | None) -> MethodConfig:
@@ -83,13 +79,7 @@ def short_values(config: MethodConfig, keys: list[str]) -> str:
     return ", ".join(fmt_value(config.params.get(k)) for k in keys)
 
 
-def param_label(method: str, key: str) -> str:
-    """Axis label of a parameter: its name and, if the class documents it, its meaning."""
-    try:
-        from methods.registry import get_method_class
-
-        field = get_method_class(method).Config.model_fields.get(key)
-    except Exception:  # a third-party method that is not importable here
-        field = None
-    description = field.description if field is not None else None
+def param_label(config: MethodConfig, key: str) -> str:
+    """Axis label of a parameter: its name and, if the method documents it, its meaning."""
+    description = config.descriptions.get(key)
     return f"{key}: {description}" if description else key

@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from reports.catalog import metric_info
-from reports.cost import Cost, cost_from_result, cost_from_samples
+from metrics.catalog import metric_info
+from reports.cost import Cost, cost_from_result
 from reports.rundata import MethodConfig, RunData
-from reports.sweeps import class_defaults, default_config, short_params, swept_params
+from reports.sweeps import default_config, recorded_defaults, short_params, swept_params
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def _metric_columns(keys: list[str]) -> list[tuple[str, str]]:
 def default_configs(run: RunData) -> list[MethodConfig]:
     """`none` first, then the default config of every other method (rule in sweeps.py)."""
     chosen = [
-        default_config(configs, class_defaults(method)) for method, configs in run.methods().items()
+        default_config(configs, recorded_defaults(configs)) for configs in run.methods().values()
     ]
     return sorted(chosen, key=lambda c: c.method != "none")
 
@@ -159,12 +159,8 @@ def sweep_table(run: RunData) -> Table:
 
 
 def run_costs(run: RunData) -> dict[str, Cost | None]:
-    """Per method-config: from the sample files if present, else metrics.json."""
-    costs = {}
-    for config in run.configs:
-        found = cost_from_samples(run.sample_files(config.id))
-        costs[config.id] = found or cost_from_result(run.results.get(config.id, {}))
-    return costs
+    """Per method-config, as scoring measured it (metrics.json)."""
+    return {c.id: cost_from_result(run.results.get(c.id, {})) for c in run.configs}
 
 
 def cost_table(run: RunData, costs: dict[str, Cost | None]) -> Table:

@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 import scipy.linalg
-import torch
 
 from bench.data.digits import load_split
 from metrics.digits_classifier import unit_to_uint8
 from metrics.extractors import get_extractor
 from metrics.frechet import (
-    FrechetDistance,
+    GaussianAccumulator,
     frechet_distance,
     frechet_distance_features,
     gaussian_stats,
@@ -64,14 +63,23 @@ def test_not_more_samples_than_dims_is_undefined(n):
     assert "more samples than dimensions" in got.reason
 
 
-def test_metric_class_matches_function():
+def test_running_statistics_match_the_whole_set():
     rng = np.random.default_rng(4)
-    real, fake = rng.standard_normal((100, 6)), rng.standard_normal((90, 6)) + 0.2
-    metric = FrechetDistance()
-    metric.update(torch.from_numpy(real), real=True)
+    real, fake = rng.standard_normal((100, 6)), rng.standard_normal((90, 6)) * 3 + 50.0
+    stream, whole = GaussianAccumulator(), GaussianAccumulator()
     for chunk in np.array_split(fake, 4):
-        metric.update(torch.from_numpy(chunk), real=False)
-    assert metric.compute() == pytest.approx(frechet_distance_features(fake, real), rel=1e-12)
+        stream.update(chunk)
+    whole.update(fake)
+    mu, cov = gaussian_stats(fake)
+    assert stream.count == 90
+    np.testing.assert_allclose(stream.mean(), mu, rtol=1e-12)
+    np.testing.assert_allclose(stream.covariance(), cov, rtol=1e-10, atol=1e-12)
+    reference = GaussianAccumulator()
+    reference.update(real)
+    assert stream.frechet(reference) == pytest.approx(
+        frechet_distance_features(fake, real), rel=1e-10
+    )
+    assert "more samples than dimensions" in GaussianAccumulator(dim=6).frechet(reference).reason
 
 
 def test_invariant_to_feature_extraction_batch_size():

@@ -5,10 +5,9 @@ import io
 
 import numpy as np
 import pytest
-import torch
 from prdc import compute_prdc as prdc_package
 
-from metrics.prdc import PRDC, compute_prdc
+from metrics.prdc import compute_prdc
 from metrics.values import Undefined
 
 
@@ -80,17 +79,3 @@ def test_k_plus_one_images_is_defined():
 def test_mismatched_dims_raise():
     with pytest.raises(ValueError, match="feature dims"):
         compute_prdc(np.zeros((10, 3)), np.zeros((10, 4)))
-
-
-def test_metric_class_accumulates_batches_like_the_function():
-    rng = np.random.default_rng(3)
-    real, fake = rng.standard_normal((60, 8)), rng.standard_normal((45, 8))
-    metric = PRDC(k=5)
-    for chunk in np.array_split(real, 4):
-        metric.update(torch.from_numpy(chunk), real=True)
-    for chunk in np.array_split(fake, 3):
-        metric.update(torch.from_numpy(chunk), real=False)
-    assert metric.compute() == compute_prdc(real, fake, 5)
-    metric.reset()
-    with pytest.warns(UserWarning, match="before the ``update``"):
-        assert isinstance(metric.compute(), Undefined)

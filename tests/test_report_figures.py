@@ -3,7 +3,8 @@
 import pytest
 from matplotlib.figure import Figure
 
-from reports.catalog import metric_info, pareto_pairs
+from metrics.catalog import metric_info
+from reports.axes import pareto_pairs
 from reports.colors import method_colors, method_markers
 from reports.fronts import FRONT_LABEL, front, pareto_figure, points
 from reports.hyper import sweep_figure

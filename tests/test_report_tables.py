@@ -87,12 +87,13 @@ def test_json_keeps_numbers_and_flags(run):
     assert data["rows"][1]["density"]["value"] is None
 
 
-def test_table5_cost_from_the_sample_files(run):
+def test_table5_cost_as_scoring_measured_it(run):
     table = cost_table(run, run_costs(run))
     none = table.rows[0]
-    assert none["nfe"].value == 12  # 2 network calls per step (CFG), 6 steps
-    assert none["seconds"].value == pytest.approx(0.05, abs=0.01)
-    assert none["seconds"].std is not None and none["relative"].value == pytest.approx(1.0)
+    assert none["nfe"].value == 40  # metrics.json's cost, not a second tally of the samples
+    assert none["seconds"].value == pytest.approx(0.05)
+    assert none["seconds"].std == pytest.approx(0.002)
+    assert none["relative"].value == pytest.approx(1.0)
     assert "±" in none["seconds"].text()
 
 
@@ -136,16 +137,26 @@ def test_number_format():
     assert Cell(0.0069, 0.0018, 0.012).text() == "0.0069 [0.0018, 0.0120]"
 
 
-def test_cost_reads_legacy_seconds_in_the_npz_and_time_files(tmp_path):
+def test_scoring_reads_cost_from_legacy_npz_seconds_and_time_files(tmp_path):
     import numpy as np
 
-    from reports.cost import cost_from_samples
+    from bench.atomic import atomic_save_npz
+    from bench.run_dir import RunDir
+    from metrics.method_scores import _CostTally
+    from metrics.run_reader import MethodDir
 
-    np.savez(tmp_path / "a.npz", nfe=np.array([10, 10]), seconds=np.array([1.0, 3.0]))
-    np.savez(tmp_path / "b.npz", nfe=np.array([20, 20]))
-    (tmp_path / "b.time.json").write_text(json.dumps({"seconds_per_image": [2.0, 2.0]}))
-    np.savez(tmp_path / "c.npz", nfe=np.array([30]))  # no wall times at all
-    cost = cost_from_samples([tmp_path / f"{n}.npz" for n in "abc"])
-    assert cost.seconds_mean == pytest.approx(2.0) and cost.images == 5
-    assert cost.seconds_std == pytest.approx(np.std([1.0, 3.0, 2.0, 2.0], ddof=1))
-    assert cost.nfe_mean == pytest.approx(18.0)
+    run = RunDir(tmp_path)
+    images = np.zeros((2, 8, 8, 1), np.uint8)
+    atomic_save_npz(
+        run.sample_file("m", "a"), {"images": images, "nfe": [10, 10], "seconds": [1.0, 3.0]}
+    )
+    atomic_save_npz(run.sample_file("m", "b"), {"images": images, "nfe": [20, 20]})
+    run.time_file("m", "b").write_text(json.dumps({"seconds_per_image": [2.0, 2.0]}))
+    atomic_save_npz(run.sample_file("m", "c"), {"images": images[:1], "nfe": [30]})  # untimed
+    tally = _CostTally()
+    for prompt_id in "abc":
+        tally.add(MethodDir(run, "m", "m", {}).load(prompt_id))
+    cost = tally.summary()
+    assert cost["seconds_per_image"] == pytest.approx(2.0)
+    assert cost["seconds_per_image_std"] == pytest.approx(np.std([1.0, 3.0, 2.0, 2.0], ddof=1))
+    assert cost["nfe_per_image"] == pytest.approx(18.0)
