@@ -107,8 +107,9 @@ def _config(opts: dict):
     overrides = {k: opts[k] for k in run_keys}
     overrides["methods"] = opts["methods"].split(",") if opts["methods"] else None
     overrides["prompts"] = _prompts(opts["prompts"])
-    spell = {"protect": opts["protect"], "radius": opts["radius"]}
-    return load_config(opts["config"], overrides, preset=opts["preset"], spell=spell)
+    # --protect and --radius are SPELL's: the one method that shields a protected set.
+    method_flags = {"spell": {"protect": opts["protect"], "radius": opts["radius"]}}
+    return load_config(opts["config"], overrides, preset=opts["preset"], method_flags=method_flags)
 
 
 def _launch(opts: dict):
@@ -127,10 +128,10 @@ def _launch(opts: dict):
 
 
 def _generate(cfg, force: bool, launch):
-    from bench.generate import generate
+    from bench.stages import generate_stage
 
     start = time.perf_counter()
-    run = generate(cfg, force=force, launch=launch)
+    run = generate_stage(cfg, force=force, launch=launch)
     if launch is None or _is_zero():
         images = (run.manifest() or {}).get("images_generated", 0)
         seconds = time.perf_counter() - start
@@ -148,20 +149,23 @@ def _is_zero() -> bool:
 
 
 def _score(run_path: Path, extractors: str | None, weights_dir: Path | None, device: str):
-    from metrics.score import format_table, score_run
+    from bench.run_dir import RunDir
+    from bench.stages import score_stage
+    from metrics.score import format_table
 
     start = time.perf_counter()
     names = extractors.split(",") if extractors else None
-    result = score_run(run_path, names, weights_dir=weights_dir, device=device)
+    result = score_stage(run_path, names, weights_dir=weights_dir, device=device)
     typer.echo(format_table(result))
-    typer.echo(f"scored in {time.perf_counter() - start:.1f} s: {run_path / 'metrics.json'}")
+    where = RunDir(run_path).metrics_file
+    typer.echo(f"scored in {time.perf_counter() - start:.1f} s: {where}")
 
 
 def _report(run_path: Path) -> None:
-    from reports.build import build_report
+    from bench.stages import report_stage
 
     start = time.perf_counter()
-    index = build_report(run_path)
+    index = report_stage(run_path)
     typer.echo(f"report in {time.perf_counter() - start:.1f} s: {index}")
 
 
@@ -385,10 +389,10 @@ def experiment(
 def list_(what: Annotated[str, typer.Argument(help="models or methods")] = "methods"):
     """List models or methods (with their parameters and defaults)."""
     if what == "models":
-        from bench.models.registry import MODELS
+        from bench.models.registry import describe_models
 
-        for name, (_, description) in MODELS.items():
-            typer.echo(f"{name:12s} {description}")
+        for line in describe_models():
+            typer.echo(line)
     elif what == "methods":
         from methods.registry import describe_methods
 

@@ -74,17 +74,18 @@ def apply_preset(data: dict[str, Any], preset: str, model: str) -> None:
     settings = paper_preset(model)
     for key in ("guidance", "steps", "batch_size"):
         data["run"][key] = settings[key]
-    data.setdefault("method", {}).setdefault("spell", {}).update(settings["spell"])
+    for method, params in settings["methods"].items():
+        data.setdefault("method", {}).setdefault(method, {}).update(params)
 
 
 def load_config(
     path: Path | None,
     overrides: dict[str, Any] | None = None,
     preset: str | None = None,
-    spell: dict[str, Any] | None = None,
+    method_flags: dict[str, dict[str, Any]] | None = None,
 ) -> BenchConfig:
-    """Read bench.toml (or the packaged default), apply a preset, then command-line flags
-    (`spell` holds flags that set SPELL parameters, such as --protect and --radius)."""
+    """Read bench.toml (or the packaged default), apply a preset, then command-line flags:
+    `overrides` for [run], `method_flags` for [method.<name>] (None values are unset)."""
     if path is None:
         path = Path("bench.toml") if Path("bench.toml").exists() else DEFAULT_CONFIG
     data: dict[str, Any] = {}
@@ -100,11 +101,10 @@ def load_config(
     if preset is not None:
         apply_preset(data, preset, flags.get("model", data["run"].get("model", "digits")))
     data["run"].update(flags)
-    spell_flags = {k: v for k, v in (spell or {}).items() if v is not None}
-    if spell_flags:
-        data.setdefault("method", {}).setdefault("spell", {}).update(
-            {k: str(v) if isinstance(v, Path) else v for k, v in spell_flags.items()}
-        )
+    for method, params in (method_flags or {}).items():
+        given = {k: str(v) if isinstance(v, Path) else v for k, v in params.items() if v is not None}
+        if given:
+            data.setdefault("method", {}).setdefault(method, {}).update(given)
     try:
         return BenchConfig(**data)
     except ValidationError as err:

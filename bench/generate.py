@@ -94,14 +94,7 @@ def generate(
         run.prepare(config, force=force)
         run.write_manifest(config, "generating", **details)
         for method in methods:
-            run.write_method_info(
-                method.id,
-                {
-                    "id": method.id,
-                    "method": method.name,
-                    "params": method.config.model_dump(mode="json"),
-                },
-            )
+            run.write_method_info(method.id, method.info())
     start = time.perf_counter()
     ran = run_generation(
         run,

@@ -25,7 +25,7 @@ from bench.schedules import (
     without_clipping,
 )
 from bench.seeding import generators, sample_seed
-from methods.base import BatchContext, DiversityMethod, Step
+from methods.base import BatchContext, DiversityMethod, PromptContext, Step
 
 
 @dataclass
@@ -153,7 +153,7 @@ def generate_prompt(
 ) -> dict[str, np.ndarray]:
     """All samples of one prompt, batch after batch in a fixed order (batch b holds
     samples b*B .. b*B+B-1, whatever the method), as arrays ready to save."""
-    method.begin_prompt(prompt.id, model.device)
+    method.begin_prompt(PromptContext(prompt.id, model.device))
     parts: list[tuple[list[int], list[int], BatchResult]] = []
     for b, start in enumerate(range(0, num_samples, batch_size)):
         indices = list(range(start, min(start + batch_size, num_samples)))

@@ -8,12 +8,14 @@ per-batch lifecycle `begin_prompt` / `end_batch` (SPELL's inter-batch shields).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,45 @@ class BatchContext:
         ]
 
 
+@dataclass(frozen=True)
+class PromptContext:
+    """What a method may know when a prompt starts: its id and the sampling device."""
+
+    prompt_id: str
+    device: torch.device
+
+
 class MethodConfig(BaseModel):
-    """Typed hyperparameters; subclasses add fields. Unknown keys are errors."""
+    """Typed hyperparameters; subclasses add fields. Unknown keys are errors.
+
+    A field may name its part of the method-config id with `json_schema_extra={"id": T}`:
+    a value field then always appears as T followed by its value (`r2`), a bool field
+    appears as the word T when it differs from its default (`seq`). Untagged fields
+    appear as key and value (`psi0.5`) only when they differ from their default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def id_parts(self) -> list[str]:
+        parts = []
+        for key, spec in type(self).model_fields.items():
+            value = getattr(self, key)
+            tag = (spec.json_schema_extra or {}).get("id")
+            if tag is None:
+                if value != spec.default:
+                    parts.append(f"{key}{format_value(value)}")
+            elif isinstance(value, bool):
+                if value != spec.default:
+                    parts.append(tag)
+            elif value is not None:
+                parts.append(f"{tag}{format_value(value)}")
+        return parts
+
+
+def param(default: Any, description: str, id: str | None = None, **constraints: Any) -> Any:
+    """A config field: its default, its description (`bench list methods`, reports), its
+    id tag (see `MethodConfig`) and pydantic constraints (gt=0, ...)."""
+    extra = {"id": id} if id is not None else None
+    return Field(default, description=description, json_schema_extra=extra, **constraints)
 
 
 class DiversityMethod:
@@ -80,14 +117,30 @@ class DiversityMethod:
 
     @property
     def id(self) -> str:
-        """A stable, readable id of this method-config, e.g. `spell-r2-l1.6`."""
-        return self.name
+        """A stable, readable id of this method-config, e.g. `spell-r2-l1.6`, derived from
+        the config (see `MethodConfig`); a method overrides it only to shorten it."""
+        return "-".join([self.name, *self.config.id_parts()])
 
     def params(self) -> dict[str, Any]:
         return self.config.model_dump()
 
-    def begin_prompt(self, prompt_id: str, device: torch.device) -> None:
-        """Called before the first batch of each prompt."""
+    def info(self) -> dict[str, Any]:
+        """method.json: the config, and the class's defaults and parameter descriptions,
+        so reports read them without importing the method."""
+        fields = self.Config.model_fields
+        defaults = {k: f.default for k, f in fields.items() if not f.is_required()}
+        return {
+            "id": self.id,
+            "method": self.name,
+            "params": self.config.model_dump(mode="json"),
+            "defaults": json.loads(json.dumps(defaults, default=str)),
+            "descriptions": {k: f.description for k, f in fields.items() if f.description},
+        }
+
+    def begin_prompt(self, ctx: PromptContext) -> None:
+        """Called by the loop before the first batch of every prompt. One instance serves
+        all prompts of its method-config, so a method that keeps state across batches
+        (SPELL's earlier outputs) resets it here; nothing else may carry over."""
 
     def condition(self, step: Step, cond: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         return cond
@@ -111,3 +164,16 @@ class DiversityMethod:
 def format_number(x: float) -> str:
     """Compact, stable number formatting for method ids: 2.0 -> '2', 0.25 -> '0.25'."""
     return f"{x:g}"
+
+
+def format_value(value: Any) -> str:
+    """A config value in an id: numbers compact, sequences joined by '-', paths by stem."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return format_number(value)
+    if isinstance(value, list | tuple):
+        return "-".join(format_value(v) for v in value)
+    if isinstance(value, PurePath):
+        return value.stem
+    return str(value)

@@ -18,18 +18,17 @@ it is. `noise_uncond` also noises the null embedding (as the A1111 reference doe
 from __future__ import annotations
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
-from methods.base import BatchContext, DiversityMethod, MethodConfig, Step, format_number
-from methods.registry import register
+from methods.base import BatchContext, DiversityMethod, MethodConfig, Step, param
 
 
 class CADSConfig(MethodConfig):
-    tau1: float = Field(0.6, ge=0, description="full condition for t <= tau1")
-    tau2: float = Field(0.9, ge=0, description="pure noise condition for t >= tau2")
-    noise_scale: float = Field(0.25, ge=0, description="s, the scale of the added noise")
-    psi: float = Field(1.0, ge=0, le=1, description="mix of the rescaled embedding (0: no rescale)")
-    noise_uncond: bool = Field(False, description="noise the unconditional embedding too")
+    tau1: float = param(0.6, "full condition for t <= tau1", id="t", ge=0)
+    tau2: float = param(0.9, "pure noise condition for t >= tau2", id="", ge=0)
+    noise_scale: float = param(0.25, "s, the scale of the added noise", id="s", ge=0)
+    psi: float = param(1.0, "mix of the rescaled embedding (0: no rescale)", ge=0, le=1)
+    noise_uncond: bool = param(False, "noise the unconditional embedding too", id="uncond")
 
     @model_validator(mode="after")
     def _ordered(self) -> CADSConfig:
@@ -66,21 +65,9 @@ def anneal(y: torch.Tensor, noise: torch.Tensor, g: float, s: float, psi: float)
     return psi * rescaled + (1.0 - psi) * y_hat
 
 
-@register
 class CADS(DiversityMethod):
     name = "cads"
     Config = CADSConfig
-
-    @property
-    def id(self) -> str:
-        c = self.config
-        parts = [f"cads-t{format_number(c.tau1)}-{format_number(c.tau2)}"]
-        parts.append(f"s{format_number(c.noise_scale)}")
-        if c.psi != 1.0:
-            parts.append(f"psi{format_number(c.psi)}")
-        if c.noise_uncond:
-            parts.append("uncond")
-        return "-".join(parts)
 
     def _noised(self, step: Step, y: torch.Tensor, ctx: BatchContext, stream: str):
         c = self.config

@@ -7,24 +7,16 @@ rescale (Lin et al.) is not offered: it needs x0_c, which the hooks do not see.
 
 from __future__ import annotations
 
-from pydantic import Field
-
-from methods.base import BatchContext, DiversityMethod, MethodConfig, Step, format_number
-from methods.registry import register
+from methods.base import BatchContext, DiversityMethod, MethodConfig, Step, param
 
 
 class CFGConfig(MethodConfig):
-    weight: float = Field(1.0, ge=0, description="CFG weight w (1 = no guidance)")
+    weight: float = param(1.0, "CFG weight w (1 = no guidance)", id="w", ge=0)
 
 
-@register
 class CFGSweep(DiversityMethod):
     name = "cfg"
     Config = CFGConfig
-
-    @property
-    def id(self) -> str:
-        return f"cfg-w{format_number(self.config.weight)}"
 
     def guidance(self, step: Step, w: float, ctx: BatchContext) -> float:
         return self.config.weight

@@ -16,7 +16,6 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from methods.base import BatchContext, DiversityMethod, MethodConfig, Step, format_number
-from methods.registry import register
 
 
 class IntervalConfig(MethodConfig):
@@ -38,13 +37,13 @@ class IntervalConfig(MethodConfig):
         return lo < step.edm_sigma <= hi
 
 
-@register
 class IntervalGuidance(DiversityMethod):
     name = "ig"
     Config = IntervalConfig
 
     @property
     def id(self) -> str:
+        """`ig-t0.1-0.9`: the space letter runs into the interval (shorter than derived)."""
         c = self.config
         lo, hi = (format_number(v) for v in c.interval)
         base = f"ig-{c.space}{lo}-{hi}"

@@ -22,16 +22,14 @@ from __future__ import annotations
 import math
 
 import torch
-from pydantic import Field
 
-from methods.base import BatchContext, DiversityMethod, MethodConfig, Step, format_number
-from methods.registry import register
+from methods.base import BatchContext, DiversityMethod, MethodConfig, Step, param
 
 ACTIVE_FROM = 1.0  # EDM noise level below which the reference switches PG off
 
 
 class ParticleGuidanceConfig(MethodConfig):
-    strength: float = Field(30.0, ge=0, description="the reference's coeff (0 = off)")
+    strength: float = param(30.0, "the reference's coeff (0 = off)", id="s", ge=0)
 
 
 def bandwidths(dist: torch.Tensor) -> torch.Tensor:
@@ -57,14 +55,9 @@ def kernel_gradient(x: torch.Tensor) -> torch.Tensor:
     return weight.sum(1, keepdim=True) * x - weight @ x
 
 
-@register
 class ParticleGuidance(DiversityMethod):
     name = "pg"
     Config = ParticleGuidanceConfig
-
-    @property
-    def id(self) -> str:
-        return f"pg-s{format_number(self.config.strength)}"
 
     def correct(self, step: Step, x_t, x0_hat, ctx: BatchContext) -> torch.Tensor | None:
         s_t = step.edm_sigma

@@ -12,28 +12,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from pydantic import Field
 
-from bench.shields import ExactShieldSet, ShieldSet
-from methods.base import BatchContext, DiversityMethod, MethodConfig, Step, format_number
-from methods.registry import register
+from bench.shields import ExactShieldSet, ShieldSet, load_shields, shield_delta
+from methods.base import BatchContext, DiversityMethod, MethodConfig, PromptContext, Step, param
 
 
 class SpellConfig(MethodConfig):
-    radius: float = Field(2.0, gt=0, description="shield radius r (L2, model space)")
-    overcompensation: float = Field(1.0, gt=0, description="lambda, scales the correction")
-    intra_batch: bool = Field(True, description="repel from the other samples of the batch")
-    sequential: bool = Field(False, description="intra-batch only from samples b' < b")
-    inter_batch: bool = Field(True, description="repel from earlier batches' final outputs")
-    protect: Path | None = Field(None, description="static protected set (bench protect build)")
-
-
-def repulsion(x: torch.Tensor, z: torch.Tensor, radius: float) -> torch.Tensor:
-    """relu(r / ||x - z|| - 1) * (x - z), row-wise; zero where x == z (no direction)."""
-    diff = x - z
-    dist = diff.norm(dim=1, keepdim=True)
-    weight = torch.where(dist > 0, (radius / dist.clamp_min(1e-12) - 1.0).clamp_min(0), 0.0)
-    return weight * diff
+    radius: float = param(2.0, "shield radius r (L2, model space)", id="r", gt=0)
+    overcompensation: float = param(1.0, "lambda, scales the correction", id="l", gt=0)
+    intra_batch: bool = param(True, "repel from the other samples of the batch", id="nointra")
+    sequential: bool = param(False, "intra-batch only from samples b' < b", id="seq")
+    inter_batch: bool = param(True, "repel from earlier batches' final outputs", id="nointer")
+    protect: Path | None = param(None, "static protected set (bench protect build)", id="p")
 
 
 def intra_batch_delta(flat: torch.Tensor, radius: float, sequential: bool) -> torch.Tensor:
@@ -47,20 +37,6 @@ def intra_batch_delta(flat: torch.Tensor, radius: float, sequential: bool) -> to
     return weight.sum(1, keepdim=True) * flat - weight @ flat
 
 
-def shield_delta(flat: torch.Tensor, shields: ShieldSet, radius: float) -> torch.Tensor:
-    """Repulsion from the shields within r, found by the shield set's search."""
-    delta = torch.zeros_like(flat)
-    if len(shields) == 0:
-        return delta
-    hits = shields.within(flat, radius)
-    if hits.query.numel():
-        query = hits.query.to(flat.device)
-        z = shields.vectors(hits.shield).to(flat.device, flat.dtype)
-        delta.index_add_(0, query, repulsion(flat[query], z, radius))
-    return delta
-
-
-@register
 class Spell(DiversityMethod):
     name = "spell"
     Config = SpellConfig
@@ -70,26 +46,10 @@ class Spell(DiversityMethod):
         self.static = static
         self.earlier: ExactShieldSet | None = None
 
-    @property
-    def id(self) -> str:
-        c = self.config
-        parts = [f"spell-r{format_number(c.radius)}", f"l{format_number(c.overcompensation)}"]
-        if not c.intra_batch:
-            parts.append("nointra")
-        elif c.sequential:
-            parts.append("seq")
-        if not c.inter_batch:
-            parts.append("nointer")
-        if c.protect is not None:
-            parts.append(f"p{c.protect.stem}")
-        return "-".join(parts)
-
-    def begin_prompt(self, prompt_id: str, device: torch.device) -> None:
+    def begin_prompt(self, ctx: PromptContext) -> None:
         self.earlier = None
         if self.static is None and self.config.protect is not None:
-            from bench.shields.store import load_shields
-
-            self.static = load_shields(self.config.protect, device=device)
+            self.static = load_shields(self.config.protect, device=ctx.device)
 
     def correct(self, step: Step, x_t, x0_hat, ctx: BatchContext) -> torch.Tensor:
         c = self.config

@@ -18,8 +18,9 @@ from methods.registry import expand
 def test_calibration_measures_the_plain_batch_and_sweeps_to_twice_the_median(random_digits):
     prompt = random_digits.prompts()[2]
     result = calibrate(random_digits, prompt, batch_size=5, steps=5, guidance=2.0, seed=3)
-    plain = generate_prompt(random_digits, expand("none")[0], prompt, 5, 5, 3,
-                            SamplingSettings(2.0, 5))
+    plain = generate_prompt(
+        random_digits, expand("none")[0], prompt, 5, 5, 3, SamplingSettings(2.0, 5)
+    )
     distances = torch.pdist(torch.from_numpy(plain["latents"]).flatten(1).double())
     assert result["median_distance"] == pytest.approx(float(np.median(distances.numpy())))
     radii = result["radii"]
@@ -43,12 +44,12 @@ def test_calibration_needs_two_samples(random_digits):
 def test_paper_presets_follow_appendix_d():
     ldm = paper_preset("ldm")
     assert (ldm["guidance"], ldm["steps"], ldm["batch_size"]) == (5.0, 50, 8)
-    assert ldm["spell"] == {"radius": 20.0, "overcompensation": 1.6}
-    assert paper_preset("sd3")["spell"]["radius"] == 200.0
+    assert ldm["methods"]["spell"] == {"radius": 20.0, "overcompensation": 1.6}
+    assert paper_preset("sd3")["methods"]["spell"]["radius"] == 200.0
     assert paper_preset("sd3")["steps"] == 28
     assert paper_preset("edm2")["guidance"] == 1.2
     assert paper_preset("mdt")["batch_size"] == 2
     ldm["spell"]["radius"] = 1.0
-    assert paper_preset("ldm")["spell"]["radius"] == 20.0
+    assert paper_preset("ldm")["methods"]["spell"]["radius"] == 20.0
     with pytest.raises(BenchError, match="sd15"):
         paper_preset("sd15")

@@ -2,9 +2,9 @@
 
 import torch
 
-from bench.shields import ExactShieldSet
-from methods.base import BatchContext, Step
-from methods.spell import Spell, SpellConfig, intra_batch_delta, shield_delta
+from bench.shields import ExactShieldSet, shield_delta
+from methods.base import BatchContext, PromptContext, Step
+from methods.spell import Spell, SpellConfig, intra_batch_delta
 
 STEP = Step(index=0, num_steps=10, timestep=500, t=0.5, alpha=0.7, sigma=0.7)
 
@@ -37,7 +37,7 @@ def test_disjoint_shields_land_exactly_on_the_radius():
     shields = ExactShieldSet(centres)
     inside = centres + 0.3 * torch.nn.functional.normalize(torch.randn(3, 3), dim=1)
     method = Spell(SpellConfig(radius=r, intra_batch=False), static=shields)
-    method.begin_prompt("0", torch.device("cpu"))
+    method.begin_prompt(PromptContext("0", torch.device("cpu")))
     moved = inside + method.correct(STEP, inside, inside, ctx(3))
     dist = torch.cdist(moved, centres)
     torch.testing.assert_close(dist.diagonal(), torch.full((3,), r))
@@ -69,14 +69,14 @@ def test_sequential_repels_only_from_earlier_samples():
 
 def test_inter_batch_shields_are_earlier_final_outputs():
     method = spell(radius=1.0, intra_batch=False)
-    method.begin_prompt("0", torch.device("cpu"))
+    method.begin_prompt(PromptContext("0", torch.device("cpu")))
     first_final = torch.tensor([[0.0, 0.0]])
     query = torch.tensor([[0.5, 0.0]])
     assert torch.count_nonzero(method.correct(STEP, query, query, ctx(1))) == 0
     method.end_batch(first_final, ctx(1))
     delta = method.correct(STEP, query, query, ctx(1))
     torch.testing.assert_close(delta, torch.tensor([[0.5, 0.0]]))
-    method.begin_prompt("1", torch.device("cpu"))  # a new prompt forgets them
+    method.begin_prompt(PromptContext("1", torch.device("cpu")))  # a new prompt forgets them
     assert torch.count_nonzero(method.correct(STEP, query, query, ctx(1))) == 0
 
 

@@ -17,7 +17,7 @@ def _preset(guidance: float, steps: int, batch: int, radius: float, lam: float, 
         "guidance": guidance,
         "steps": steps,
         "batch_size": batch,
-        "spell": {"radius": radius, "overcompensation": lam},
+        "methods": {"spell": {"radius": radius, "overcompensation": lam}},
         "source": f"SPELL paper, Appendix D: {note}",
     }
 

@@ -18,7 +18,7 @@ from bench.perf.report import Record
 from bench.perf.timing import interleaved_medians, median_seconds
 from bench.sampler import SamplingSettings, sample_batch
 from bench.shields import ShieldSet, make_shield_set
-from methods.base import BatchContext, DiversityMethod, Step
+from methods.base import BatchContext, DiversityMethod, PromptContext, Step
 from methods.none import NoMethod
 from methods.spell import Spell, SpellConfig
 
@@ -57,7 +57,7 @@ def extra_step_seconds(method: Spell, x0: torch.Tensor, reps: int) -> float:
     step = Step(index=10, num_steps=50, timestep=500, t=0.5, alpha=0.7, sigma=0.7)
     ctx = BatchContext("0", 0, list(range(len(x0))), list(range(len(x0))), x0.device)
     x_t = x0 * step.alpha + step.sigma * torch.randn_like(x0)
-    method.begin_prompt("0", x0.device)
+    method.begin_prompt(PromptContext("0", x0.device))
 
     def run() -> None:
         delta = method.correct(step, x_t, x0, ctx)
@@ -78,7 +78,7 @@ def plain_step_seconds(model: ModelAdapter, batch: int, steps: int, reps: int) -
 def _batch(model: ModelAdapter, method: DiversityMethod, batch: int, steps: int) -> float:
     prompt = model.prompts()[0]
     ctx = BatchContext(prompt.id, 0, list(range(batch)), list(range(batch)), model.device)
-    method.begin_prompt(prompt.id, model.device)
+    method.begin_prompt(PromptContext(prompt.id, model.device))
     settings = SamplingSettings(model.default_guidance, steps)
     return sample_batch(model, method, prompt, ctx, settings).seconds
 

@@ -4,6 +4,7 @@ from bench.shields.base import Neighbours, ShieldSet
 from bench.shields.exact import ExactShieldSet
 from bench.shields.factory import BACKENDS, make_shield_set
 from bench.shields.projected import ProjectedShieldSet
+from bench.shields.repel import repulsion, shield_delta
 from bench.shields.store import ShieldWriter, load_shields, load_vectors, save_shields
 
 __all__ = [
@@ -16,5 +17,7 @@ __all__ = [
     "load_shields",
     "load_vectors",
     "make_shield_set",
+    "repulsion",
     "save_shields",
+    "shield_delta",
 ]

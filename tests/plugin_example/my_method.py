@@ -7,24 +7,19 @@ offset from the mean prediction of its batch (the same prompt's samples).
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 
-from methods.base import BatchContext, DiversityMethod, MethodConfig, Step, format_number
+from methods.base import BatchContext, DiversityMethod, MethodConfig, Step, param
 
 
 class MeanRepulsionConfig(MethodConfig):
-    strength: float = Field(0.1, ge=0, description="how far to step away from the mean")
-    until: float = Field(0.5, ge=0, le=1, description="active while t >= until")
+    # `id=` names the parameter's part of the method-config id: mean-repel-s0.1-t0.5
+    strength: float = param(0.1, "how far to step away from the mean", id="s", ge=0)
+    until: float = param(0.5, "active while t >= until", id="t", ge=0, le=1)
 
 
 class MeanRepulsion(DiversityMethod):
     name = "mean-repel"
     Config = MeanRepulsionConfig
-
-    @property
-    def id(self) -> str:
-        c = self.config
-        return f"mean-repel-s{format_number(c.strength)}-t{format_number(c.until)}"
 
     def correct(self, step: Step, x_t, x0_hat, ctx: BatchContext) -> torch.Tensor | None:
         if step.t < self.config.until or x0_hat.shape[0] < 2:
