@@ -61,16 +61,14 @@ def calibrate(
 def calibration_toml(result: dict) -> str:
     """A bench.toml snippet: the SPELL radius sweep, with how it was measured."""
     radii = ", ".join(f"{r:g}" for r in result["radii"])
-    return "\n".join(
-        [
-            f"# radius calibration for {result['model']}: prompt {result['prompt']}, "
-            f"{result['batch_size']} samples, {result['steps']} steps, CFG {result['guidance']:g}, "
-            f"seed {result['seed']}",
-            f"# median pairwise L2 distance of final latents: {result['median_distance']:.4g} "
-            f"(min {result['min_distance']:.4g}, max {result['max_distance']:.4g}, "
-            f"dimension {result['dimension']})",
-            "[method.spell]",
-            f"radius = [{radii}]",
-            "",
-        ]
-    )
+    return "\n".join([
+        f"# radius calibration for {result['model']}: prompt {result['prompt']}, "
+        f"{result['batch_size']} samples, {result['steps']} steps, CFG {result['guidance']:g}, "
+        f"seed {result['seed']}",
+        f"# median pairwise L2 distance of final latents: {result['median_distance']:.4g} "
+        f"(min {result['min_distance']:.4g}, max {result['max_distance']:.4g}, "
+        f"dimension {result['dimension']})",
+        "[method.spell]",
+        f"radius = [{radii}]",
+        "",
+    ])

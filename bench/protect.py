@@ -209,10 +209,8 @@ class ProtectionReport:
 
     def to_json(self) -> str:
         return json.dumps(
-            {
-                **{k: v for k, v in asdict(self).items() if k != "rows"},
-                "rows": [asdict(r) for r in self.rows],
-            },
+            {**{k: v for k, v in asdict(self).items() if k != "rows"},
+             "rows": [asdict(r) for r in self.rows]},
             indent=2,
         )
 
@@ -262,12 +260,7 @@ def generate_all(
     latents, seconds = [], []
     for prompt in tqdm(plan.prompts, desc=method.id, disable=not progress, leave=False):
         out = generate_prompt(
-            model,
-            method,
-            prompt,
-            plan.samples_per_prompt,
-            plan.batch_size,
-            plan.seed,
+            model, method, prompt, plan.samples_per_prompt, plan.batch_size, plan.seed,
             plan.settings,
         )
         latents.append(torch.from_numpy(out["latents"]))

@@ -32,7 +32,7 @@ def scale_input(scheduler: SchedulerMixin, x_t: torch.Tensor, timestep) -> torch
 
 
 def family(scheduler: SchedulerMixin) -> str:
-    """ "vp", "flow" or "ve" (see the module docstring)."""
+    """"vp", "flow" or "ve" (see the module docstring)."""
     has_sigmas = hasattr(scheduler, "sigmas")
     has_abar = hasattr(scheduler, "alphas_cumprod")
     if scheduler.config.get("use_flow_sigmas", False):

@@ -99,14 +99,8 @@ def lookup_rows(
     base = {"N": n, "d": dim, "r": radius, "in_range_per_query": in_range}
 
     def row(label: str, build_s: float, answers, seconds: float, **extra) -> Record:
-        out = {
-            **base,
-            "backend": label,
-            "build_s": build_s,
-            "lookup_ms": 1e3 * seconds,
-            "recall": recall(answers, truth),
-            **extra,
-        }
+        out = {**base, "backend": label, "build_s": build_s, "lookup_ms": 1e3 * seconds,
+               "recall": recall(answers, truth), **extra}
         if step_seconds:
             out["lookup_over_unet_step"] = seconds / step_seconds
         return out
@@ -123,15 +117,8 @@ def lookup_rows(
     build = time.perf_counter() - start
     answers, seconds = time_lookups(projected, query_batches, radius, reps)
     touched = sum(projected.candidates(q, radius)[0].numel() for q in query_batches)
-    rows.append(
-        row(
-            projected.describe(),
-            build,
-            answers,
-            seconds,
-            candidates_per_query=touched / len(queries),
-        )
-    )
+    rows.append(row(projected.describe(), build, answers, seconds,
+                    candidates_per_query=touched / len(queries)))
     del projected
     start = time.perf_counter()
     ivf = FaissIVFShieldSet(exact)

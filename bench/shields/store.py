@@ -71,9 +71,8 @@ class ShieldWriter:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.dtype_name = _dtype_name(dtype)
         self.backend, self.nlist, self.meta = backend, nlist, dict(meta or {})
-        self.tmp = Path(
-            tempfile.mkdtemp(dir=self.out.parent, prefix=f".{self.out.name}.", suffix=".partial")
-        )
+        self.tmp = Path(tempfile.mkdtemp(dir=self.out.parent, prefix=f".{self.out.name}.",
+                                         suffix=".partial"))
         self._file = open(self.tmp / VECTORS, "wb")
         self.count = 0
         self.item_shape: tuple[int, ...] | None = None
