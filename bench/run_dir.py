@@ -33,7 +33,8 @@ from bench.atomic import atomic_save_npz, atomic_write_text
 from bench.environment import git_sha, hardware, package_versions
 from bench.errors import BenchError
 
-STATUSES = ("generating", "generated", "scored", "reported")
+STATUSES = ("generating", "generated", "scoring", "scored", "reported")
+_SCORED = ("scored", "reported")
 _SAMPLE_SUFFIX = ".npz"
 
 
@@ -202,7 +203,10 @@ class RunDir:
         return bool(ids and prompts) and all(self.is_complete(m, p) for m in ids for p in prompts)
 
     def is_scored(self) -> bool:
-        """metrics.json covers every method-config and is newer than every sample file."""
+        """The manifest says scored, metrics.json covers every method-config and is newer
+        than every sample file."""
+        if self.status() not in _SCORED:
+            return False
         try:
             results = (self.metrics() or {}).get("results") or []
             scored = {r["method_id"] for r in results}
@@ -274,8 +278,12 @@ class RunDir:
         atomic_save_npz(self.sample_file(method_id, prompt_id), arrays)
 
     def write_metrics(self, json_text: str, csv_text: str) -> None:
-        atomic_write_text(self.metrics_file, json_text)
+        """The pair is one result: the manifest says `scoring` while either file may be
+        from another pass, and `scored` (written last) once both agree."""
+        self.set_status("scoring")
         atomic_write_text(self.metrics_csv_file, csv_text)
+        atomic_write_text(self.metrics_file, json_text)
+        self.set_status("scored")
 
 
 def load_npz_bytes(data: bytes, keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:

@@ -31,9 +31,7 @@ def score_stage(
 ) -> dict[str, Any]:
     from metrics.score import score_run
 
-    result = score_run(run_dir, extractors, weights_dir=weights_dir, device=device)
-    RunDir(run_dir).set_status("scored")
-    return result
+    return score_run(run_dir, extractors, weights_dir=weights_dir, device=device)
 
 
 def report_stage(run_dir: Path) -> Path:
