@@ -12,8 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.environment import describe_machine
 from bench.errors import BenchError
 from bench.experiment import load_experiment, run_experiment
+from bench.experiment.stats import paired, pooled
+from bench.run_dir import RunDir
 
 TINY = """
 [experiment]
@@ -198,7 +201,7 @@ def test_rerun_skips_completed_work(done):
     run_experiment(root / "tiny.toml", log=messages.append)
     assert _outputs(root) == before, "a complete rerun rewrote stage outputs"
     assert sum("complete, skipped" in m for m in messages) == 4
-    assert not any(m.endswith(("generating", "scoring", "report")) for m in messages)
+    assert not any(m.endswith((": generate", ": score", ": report")) for m in messages)
     assert page.read_text() == text
 
 
@@ -216,7 +219,7 @@ def test_rerun_resumes_only_what_is_missing(done):
     assert samples == {str(gone.relative_to(root))}
     assert "runs/tiny-seed1/metrics.json" in changed
     assert "runs/tiny-seed0/metrics.json" not in changed
-    assert "tiny-seed1: generating" in messages and "tiny-seed0: complete, skipped" in messages
+    assert "tiny-seed1: generate" in messages and "tiny-seed0: complete, skipped" in messages
 
 
 def test_bad_experiment_files_are_one_line_errors(tmp_path):
@@ -228,3 +231,71 @@ def test_bad_experiment_files_are_one_line_errors(tmp_path):
         load_experiment(_write(tmp_path / "c", TINY.replace("radius = [1.0, 2.0]", "radius = -1")))
     with pytest.raises(BenchError, match="not found"):
         load_experiment(tmp_path / "missing.toml")
+
+
+def test_page_states_the_machine_of_the_manifests(done):
+    root, page, _ = done
+    text = page.read_text()
+    hardware = RunDir(root / "runs" / "tiny-seed0").manifest()["hardware"]
+    line = next(x for x in _section(text, "Protocol") if x.startswith("- Machine"))
+    assert describe_machine(hardware) in line
+
+
+def test_table5_pools_the_wall_times_of_every_seed(done):
+    root, page, _ = done
+    header, rows = _table_rows(_section(page.read_text(), "Table 5"))
+    times = []
+    for seed in (0, 1):
+        run = RunDir(root / "runs" / f"tiny-seed{seed}")
+        for prompt in run.prompt_ids():
+            times += run.wall_times("spell-r2-l1.6", prompt)
+    mean, std, places = _parse(next(r for r in rows if r[0] == "spell")[2])
+    tolerance = 0.5 * 10**-places + 1e-12
+    assert abs(mean - statistics.fmean(times)) <= tolerance
+    assert abs(std - statistics.stdev(times)) <= tolerance
+
+
+def test_paired_statistics_keep_seeds_with_both_values():
+    pair = paired([(1.0, 2.0), (None, 5.0), (2.0, 1.0), (4.0, 6.0)])
+    assert pair.n == 3 and pair.a == (1.0, 2.0, 4.0)
+    assert pair.differences().mean == pytest.approx(statistics.fmean([1.0, -1.0, 2.0]))
+    assert pair.ratios().values == (2.0, 0.5, 1.5)
+    assert pair.wins(higher_is_better=True) == (2, 3)
+    assert pair.wins(higher_is_better=False) == (1, 3)
+    groups = [[1.0, 2.0, 4.0], [3.0, 7.0]]
+    union = pooled((len(g), statistics.fmean(g), statistics.stdev(g)) for g in groups)
+    assert union.mean == pytest.approx(statistics.fmean(groups[0] + groups[1]))
+    assert union.std == pytest.approx(statistics.stdev(groups[0] + groups[1]))
+
+
+def test_the_method_under_test_comes_from_the_file(tmp_path):
+    text = TINY.replace('name = "tiny"', 'name = "tiny"\nmethod = "pg"')
+    with pytest.raises(BenchError, match=r"only \[protection\.pg\]"):
+        load_experiment(_write(tmp_path / "a", text))
+    text = text.replace('methods = ["none", "spell"]', 'methods = ["none", "spell", "pg"]')
+    text = text.replace("[protection.spell]", "[protection.pg]")
+    with pytest.raises(BenchError, match="bad parameters for method .pg."):  # SPELL's params
+        load_experiment(_write(tmp_path / "b", text))
+    text = text[: text.index("[protection]")] + text[text.index("[run]") :]
+    exp = load_experiment(_write(tmp_path / "c", text))
+    assert (exp.method, exp.label, exp.baseline) == ("pg", "PG", "none")
+    assert exp.seed_config(0).run.methods == ["none", "spell", "pg"]
+
+
+def test_claims_name_the_method_of_the_file(done):
+    root, _, before = done
+    text = TINY.replace('name = "tiny"', 'name = "tiny"\nlabel = "REP"')
+    text = text.replace("results-tiny.md", "results-rep.md")
+    (root / "rep.toml").write_text(text)
+    messages: list[str] = []
+    page = run_experiment(root / "rep.toml", log=messages.append)
+    assert sum("complete, skipped" in m for m in messages) == 4  # the same runs
+    lines = _section(page.read_text(), "Claims") + _section(page.read_text(), "Table 1")
+    assert not any("SPELL" in line for line in lines)
+    assert any("REP better in" in line for line in lines)
+    assert any(line.startswith("| REP − none | paired |") for line in lines)
+
+
+def test_the_default_config_keeps_its_old_name(tmp_path):
+    text = TINY.replace('name = "tiny"', 'name = "tiny"\nspell_default = "spell-r1-l1.6"')
+    assert load_experiment(_write(tmp_path, text)).spec.experiment.default == "spell-r1-l1.6"
