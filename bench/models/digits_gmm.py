@@ -125,13 +125,18 @@ def fit_class_mixtures(
 
 
 def class_weights_from_condition(cond: np.ndarray, class_freq: np.ndarray) -> np.ndarray:
-    """(N, 11) condition -> (N, 10) class weights summing to 1.
+    """(N, C + 1) condition -> (N, C) class weights summing to 1, C = len(class_freq).
 
-    Negative entries (e.g. from noise added to the condition) count as zero; a row
-    with no positive weight falls back to the null condition.
+    Columns 0..C-1 weigh the classes, column C is the null condition (all classes by
+    `class_freq`). Negative entries (e.g. from noise added to the condition) count as
+    zero; a row with no positive weight falls back to the null condition.
     """
+    c = len(class_freq)
+    cond = np.asarray(cond, dtype=np.float64)
+    if cond.ndim != 2 or cond.shape[1] != c + 1:
+        raise ValueError(f"condition rows must have {c + 1} columns, got shape {cond.shape}")
     cond = np.clip(cond, 0.0, None)
-    weights = cond[:, :NUM_CLASSES] + cond[:, NULL_CLASS : NULL_CLASS + 1] * class_freq[None]
+    weights = cond[:, :c] + cond[:, c : c + 1] * class_freq[None]
     total = weights.sum(axis=1, keepdims=True)
     weights = np.where(total > 0, weights, class_freq[None])
     return weights / weights.sum(axis=1, keepdims=True)
