@@ -1,6 +1,6 @@
 """Train the toy2d MLP denoisers: `toy2d` and the weaker `toy2d-weak`.
 
-`python -m bench.train_toy2d [--which toy2d|toy2d-weak|both]` (CPU, a few minutes).
+`bench train toy2d [--which toy2d|toy2d-weak|both]` (CPU, a few minutes).
 
 Data: a fixed, seeded set of exact samples of the true mixture (classes balanced).
 Loss: EDM's x0 loss with weight (s^2 + sd^2) / (s sd)^2 (the preconditioned output's
@@ -33,10 +33,8 @@ exactly); another torch build reproduces them up to float rounding, not bit for 
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
-import os
 import time
 import warnings
 from pathlib import Path
@@ -46,6 +44,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from bench.atomic import atomic_write_text
 from bench.models.toy2d import (
     NULL_CLASS,
     NUM_CLASSES,
@@ -58,32 +57,23 @@ from bench.models.toy2d import (
 )
 from bench.train_digits import save_weights_atomic, warmup_cosine
 
+_TRAINING = {
+    "batch_size": 2048,
+    "lr": 3e-3,
+    "warmup_steps": 200,
+    "label_dropout": 0.15,
+    "ema_decay": 0.999,
+    "data_size": 262144,
+    "seed": 0,
+}
 RECIPES: dict[str, dict] = {
     "toy2d": {
         "architecture": {"hidden": 128, "layers": 4, "embed_dim": 32},
-        "training": {
-            "steps": 6000,
-            "batch_size": 2048,
-            "lr": 3e-3,
-            "warmup_steps": 200,
-            "label_dropout": 0.15,
-            "ema_decay": 0.999,
-            "data_size": 262144,
-            "seed": 0,
-        },
+        "training": {"steps": 6000, **_TRAINING},
     },
-    "toy2d-weak": {
+    "toy2d-weak": {  # the weaker guide: smaller and shorter-trained
         "architecture": {"hidden": 64, "layers": 3, "embed_dim": 32},
-        "training": {
-            "steps": 2500,
-            "batch_size": 2048,
-            "lr": 3e-3,
-            "warmup_steps": 200,
-            "label_dropout": 0.15,
-            "ema_decay": 0.999,
-            "data_size": 262144,
-            "seed": 0,
-        },
+        "training": {"steps": 2500, **_TRAINING},
     },
 }
 OUTPUTS = {"toy2d": WEIGHTS, "toy2d-weak": WEAK_WEIGHTS}
@@ -199,21 +189,4 @@ def train_toy2d(which: str = "toy2d", out: Path | None = None, progress: bool = 
 def _record(key: str, summary: dict, path: Path = SETTINGS) -> None:
     settings = json.loads(path.read_text()) if path.exists() else {}
     settings[key] = summary
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--which", choices=["toy2d", "toy2d-weak", "both"], default="both")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--progress", action="store_true")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    for which in ("toy2d", "toy2d-weak") if args.which == "both" else (args.which,):
-        print(which, json.dumps(train_toy2d(which, progress=args.progress)))
-
-
-if __name__ == "__main__":
-    main()
+    atomic_write_text(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")

@@ -175,8 +175,8 @@ def mode_coverage_weighted(
     return float(mix.weights[_histogram(hits, mix.num_components) > 0].sum())
 
 
-def mode_entropy(points, truth: GroundTruth | Mixture, label: int | None) -> float | Undefined:
-    """Entropy (nats) of the normalised hit histogram; Undefined when nothing is hit."""
+def _hit_shares(points, truth, label) -> tuple[np.ndarray, Mixture] | Undefined:
+    """The normalised hit histogram h over the components; Undefined when nothing is hit."""
     res = _hits(points, truth, label)
     if isinstance(res, Undefined):
         return res
@@ -184,7 +184,13 @@ def mode_entropy(points, truth: GroundTruth | Mixture, label: int | None) -> flo
     counts = _histogram(hits, mix.num_components)
     if counts.sum() == 0:
         return Undefined("every sample is an outlier")
-    return _entropy(counts / counts.sum())
+    return counts / counts.sum(), mix
+
+
+def mode_entropy(points, truth: GroundTruth | Mixture, label: int | None) -> float | Undefined:
+    """Entropy (nats) of the normalised hit histogram; Undefined when nothing is hit."""
+    res = _hit_shares(points, truth, label)
+    return res if isinstance(res, Undefined) else _entropy(res[0])
 
 
 def true_mode_entropy(truth: GroundTruth | Mixture, label: int | None) -> float:
@@ -194,14 +200,10 @@ def true_mode_entropy(truth: GroundTruth | Mixture, label: int | None) -> float:
 
 def mode_kl(points, truth: GroundTruth | Mixture, label: int | None) -> float | Undefined:
     """KL(h || pi) in nats, h the normalised hit histogram (0 at the true proportions)."""
-    res = _hits(points, truth, label)
+    res = _hit_shares(points, truth, label)
     if isinstance(res, Undefined):
         return res
-    hits, mix = res
-    counts = _histogram(hits, mix.num_components)
-    if counts.sum() == 0:
-        return Undefined("every sample is an outlier")
-    h = counts / counts.sum()
+    h, mix = res
     nz = h > 0
     return float(np.sum(h[nz] * (np.log(h[nz]) - mix.gmm.log_weights[nz])))
 
