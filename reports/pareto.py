@@ -27,3 +27,16 @@ def pareto_mask(points: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
         gt = (others > scores[i]).any(axis=1)
         mask[i] = not (geq & gt).any()
     return mask
+
+
+def dominates(a: Sequence[float], b: Sequence[float], maximize: Sequence[bool]) -> bool:
+    """Point a dominates point b by the rule of `pareto_mask`: at least as good on every
+    axis and strictly better on one. A point with a NaN dominates nothing and is
+    dominated by nothing."""
+    if len(a) != len(maximize) or len(b) != len(maximize):
+        raise ValueError(f"points must have {len(maximize)} coordinates")
+    signs = np.where(np.asarray(maximize, dtype=bool), 1.0, -1.0)
+    sa, sb = np.asarray(a, dtype=float) * signs, np.asarray(b, dtype=float) * signs
+    if np.isnan(sa).any() or np.isnan(sb).any():
+        return False
+    return bool((sa >= sb).all() and (sa > sb).any())

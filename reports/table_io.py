@@ -16,6 +16,10 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _text(value: str | Cell) -> str:
+    return _md_escape(value.text() if isinstance(value, Cell) else str(value))
+
+
 def to_markdown(table: Table) -> str:
     headers = [h for _, h in table.columns]
     lines = [
@@ -30,10 +34,27 @@ def to_markdown(table: Table) -> str:
         cells = []
         for key, _ in table.columns:
             value = row.get(key, "")
-            text = _md_escape(value.text() if isinstance(value, Cell) else str(value))
+            text = _text(value)
             cells.append(f"**{text}**" if isinstance(value, Cell) and value.best else text)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def pipe_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A bare GitHub pipe table (`| --- |` rule): no title, note or bold, and no
+    trailing newline."""
+
+    def row(cells: list[str]) -> str:
+        return "| " + " | ".join(cells) + " |"
+
+    return "\n".join([row(headers), row(["---"] * len(headers)), *(row(r) for r in rows)])
+
+
+def to_pipe_table(table: Table) -> str:
+    """The table's headers and cells as a bare pipe table (pipe_table), for a page that
+    writes its own title and note."""
+    rows = [[_text(row.get(key, "")) for key, _ in table.columns] for row in table.rows]
+    return pipe_table([h for _, h in table.columns], rows)
 
 
 def _cell_fields(table: Table, key: str) -> list[str]:

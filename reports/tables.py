@@ -84,11 +84,16 @@ def _reason(run: RunData, method_id: str, key: str) -> str | None:
 
 
 def metric_cell(run: RunData, method_id: str, key: str) -> Cell:
+    """The metric with its interval ("ci") and its seed spread ("std"), where given."""
     ci = run.interval(method_id, key)
     value = run.metric(method_id, key)
     low, high = ci if ci else (None, None)
     return Cell(
-        value, low, high, reason=None if value is not None else _reason(run, method_id, key)
+        value,
+        low,
+        high,
+        std=run.spread(method_id, key),
+        reason=None if value is not None else _reason(run, method_id, key),
     )
 
 

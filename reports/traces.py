@@ -41,6 +41,11 @@ class TraceStats:
         """Per-step q-quantile of the ratio over active trajectories (NaN where none)."""
         return np.array([_quantile(row, q) for row in self.ratio_counts])
 
+    def pooled_ratio_quantile(self, q: float) -> float:
+        """The q-quantile of the ratio over every (trajectory, step) pair with a
+        correction, all steps pooled (NaN where none)."""
+        return _quantile(self.ratio_counts.sum(axis=0), q)
+
 
 def _quantile(counts: np.ndarray, q: float) -> float:
     total = counts.sum()

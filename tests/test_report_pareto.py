@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from reports.pareto import pareto_mask
+from reports.pareto import dominates, pareto_mask
 
 
 def test_dominated_points_are_excluded():
@@ -42,3 +42,17 @@ def test_single_and_empty():
 def test_shape_must_match_directions():
     with pytest.raises(ValueError):
         pareto_mask(np.zeros((3, 2)), [True])
+
+
+def test_dominates_follows_the_rule_of_the_front():
+    assert dominates((2.0, 2.0), (1.0, 2.0), [True, True])
+    assert not dominates((1.0, 2.0), (1.0, 2.0), [True, True])  # equal points
+    assert not dominates((2.0, 1.0), (1.0, 2.0), [True, True])  # a trade-off
+    assert dominates((9.0, 28.0), (10.0, 27.0), [False, True])  # lower FD is better
+    assert not dominates((np.nan, 9.0), (1.0, 1.0), [True, True])
+    assert not dominates((1.0, 1.0), (np.nan, 0.0), [True, True])
+    pts = np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 0.5], [0.5, 3.0], [1.5, 1.5]])
+    front = [not any(dominates(a, b, [True, True]) for a in pts) for b in pts]
+    assert front == pareto_mask(pts, [True, True]).tolist()
+    with pytest.raises(ValueError):
+        dominates((1.0,), (1.0, 2.0), [True, True])

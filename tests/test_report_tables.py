@@ -6,15 +6,17 @@ import json
 
 import pytest
 
-from reports.rundata import MethodConfig, load_run
+from reports.cost import cost_from_result
+from reports.rundata import MethodConfig, RunData, load_run
 from reports.sweeps import default_config, swept_params
 from reports.synthetic import DEFAULT_CONFIGS, FakeConfig, make_run
-from reports.table_io import to_csv, to_json, to_markdown
+from reports.table_io import to_csv, to_json, to_markdown, to_pipe_table
 from reports.tables import (
     Cell,
     cost_table,
     defaults_table,
     fmt_number,
+    metric_cell,
     protection_table,
     run_costs,
     sweep_table,
@@ -160,3 +162,27 @@ def test_scoring_reads_cost_from_legacy_npz_seconds_and_time_files(tmp_path):
     assert cost["seconds_per_image"] == pytest.approx(2.0)
     assert cost["seconds_per_image_std"] == pytest.approx(np.std([1.0, 3.0, 2.0, 2.0], ddof=1))
     assert cost["nfe_per_image"] == pytest.approx(18.0)
+
+
+def test_a_seed_spread_is_shown_as_std(run, tmp_path):
+    assert all(run.spread(c.id, k) is None for c in run.configs for k in run.metric_keys())
+    results = {"a": {"metrics": {"recall": 0.5, "vendi": 1.2}, "std": {"recall": 0.02}}}
+    means = RunData(run.run, tmp_path, {}, "", [MethodConfig("a", "a")], [], results, {})
+    assert means.spread("a", "recall") == pytest.approx(0.02)
+    assert metric_cell(means, "a", "recall").text() == "0.500 ± 0.020"
+    assert metric_cell(means, "a", "vendi").text() == "1.200"
+
+
+def test_pipe_table_has_no_title_note_or_bold(run):
+    table = defaults_table(run)
+    lines = to_pipe_table(table).splitlines()
+    assert lines[0] == "| " + " | ".join(h for _, h in table.columns) + " |"
+    assert lines[1] == "| " + " | ".join(["---"] * len(table.columns)) + " |"
+    assert len(lines) == 2 + len(table.rows)
+    assert "**" not in lines[3] and "0.310 [0.302, 0.318]" in lines[3]
+
+
+def test_cost_counts_the_images_scoring_counted():
+    result = {"cost": {"seconds_per_image": 0.1, "nfe_per_image": 8}, "counts": {"n_generated": 12}}
+    assert cost_from_result(result).images == 12
+    assert cost_from_result({"cost": {"seconds_per_image": 0.1}}).images is None

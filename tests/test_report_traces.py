@@ -49,6 +49,8 @@ def test_streaming_over_files_equals_one_pass(tmp_path):
         # the order statistic ceil(q n) lies in the bin the histogram reads (40 per decade)
         exact = [np.quantile(ratio[active[:, s], s], q, method="inverted_cdf") for s in range(12)]
         np.testing.assert_allclose(stats.ratio_quantile(q), exact, rtol=0.06)
+        pooled = np.quantile(ratio[active], q, method="inverted_cdf")
+        np.testing.assert_allclose(stats.pooled_ratio_quantile(q), pooled, rtol=0.06)
 
 
 def test_no_correction_at_all(tmp_path):
@@ -57,4 +59,5 @@ def test_no_correction_at_all(tmp_path):
     stats = trace_stats([write(tmp_path / "z.npz", z.astype(bool), z, t)])
     assert isinstance(stats, TraceStats) and not stats.corrects and stats.never == 3
     assert np.isnan(stats.ratio_quantile(0.5)).all()
+    assert np.isnan(stats.pooled_ratio_quantile(0.5))
     assert trace_stats([]) is None

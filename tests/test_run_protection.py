@@ -6,7 +6,7 @@ import torch
 from bench.atomic import atomic_save_npz
 from bench.run_dir import RunDir
 from bench.shields.store import save_shields
-from metrics.run_protection import add_protection
+from metrics.run_protection import add_protection, rates_against
 from metrics.run_reader import MethodDir
 
 
@@ -32,6 +32,9 @@ def test_every_method_gets_the_share_within_r(tmp_path):
     assert results[0]["metrics"]["protection_rate"] == 0.5  # 0.5 and 0.2 away; 5 and 1 are not
     assert results[1]["metrics"]["protection_rate"] == 0.0
     assert protocol["radius"] == 1.0 and protocol["size"] == 3
+    # one measurement: any radius against a stored set, for every method-config of a run
+    assert rates_against(methods[0].run, index, 1.0) == {"none": 0.5, "spell-r1": 0.0}
+    assert rates_against(methods[0].run, index, 3.1) == {"none": 0.75, "spell-r1": 0.5}
 
 
 def test_no_protected_set_adds_nothing(tmp_path):
