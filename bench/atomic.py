@@ -28,8 +28,10 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], object]) -> No
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            err.filename = str(path)  # name the file meant, not its temporary
         raise
 
 

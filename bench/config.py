@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bench.errors import BenchError
 
@@ -17,7 +17,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "bench.toml"
 
 
 class RunConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field("digits", min_length=1, description="run directory name under `out`")
     out: Path = Field(Path("runs"), description="parent folder of run directories")
@@ -42,6 +42,23 @@ class RunConfig(BaseModel):
     threads: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), gt=0)
     device: str = "cpu"
 
+    @field_validator("name")
+    @classmethod
+    def _one_folder(cls, name: str) -> str:
+        """The run directory is `out/name`: a name that is a path would write elsewhere."""
+        if "/" in name or "\\" in name or name in (".", "..") or name != name.strip():
+            raise ValueError(f"{name!r} must be a plain folder name (no /, \\, . or ..)")
+        return name
+
+    @field_validator("prompts")
+    @classmethod
+    def _each_once(cls, prompts: int | list[str] | str) -> int | list[str] | str:
+        if isinstance(prompts, list):
+            repeated = sorted({p for p in prompts if prompts.count(p) > 1})
+            if repeated:
+                raise ValueError(f"prompt ids {repeated} are given more than once: name each once")
+        return prompts
+
 
 class BenchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -59,7 +76,7 @@ class BenchConfig(BaseModel):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _first_error(err: ValidationError) -> str:
+def first_error(err: ValidationError) -> str:
     e = err.errors()[0]
     where = ".".join(str(p) for p in e["loc"])
     return f"{where}: {e['msg']}"
@@ -102,10 +119,12 @@ def load_config(
         apply_preset(data, preset, flags.get("model", data["run"].get("model", "digits")))
     data["run"].update(flags)
     for method, params in (method_flags or {}).items():
-        given = {k: str(v) if isinstance(v, Path) else v for k, v in params.items() if v is not None}
+        given = {
+            k: str(v) if isinstance(v, Path) else v for k, v in params.items() if v is not None
+        }
         if given:
             data.setdefault("method", {}).setdefault(method, {}).update(given)
     try:
         return BenchConfig(**data)
     except ValidationError as err:
-        raise BenchError(f"invalid config {path}: {_first_error(err)}") from err
+        raise BenchError(f"invalid config {path}: {first_error(err)}") from err

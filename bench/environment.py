@@ -50,3 +50,11 @@ def describe_machine(hw: dict[str, Any]) -> str:
     gpus = hw.get("cuda") or []
     where = f"{len(gpus)} x {gpus[0]}" if gpus else f"{hw.get('cpu_count', '?')}-core CPU, no GPU"
     return f"{where}; device {hw.get('device', '?')}; {hw.get('platform', 'unknown platform')}"
+
+
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+
+
+def is_global_zero() -> bool:
+    """True in the launching process (or rank 0 under torchrun / SLURM)."""
+    return all(int(os.environ.get(k) or 0) == 0 for k in RANK_VARIABLES)

@@ -1,22 +1,33 @@
-"""The generate stage: config -> prompts and method-configs -> samples on disk."""
+"""The generate stage: config -> prompts and method-configs -> samples on disk.
+
+`plan_generation` checks everything a run needs (methods, model, prompts, scheduler)
+and writes nothing; `execute` writes, under the run directory's lock.
+"""
 
 from __future__ import annotations
 
+import difflib
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from bench.config import BenchConfig
 from bench.data.sets import dataset_spec, load_prompt_set
-from bench.errors import BenchError
-from bench.loop import Launch, is_global_zero, run_generation
-from bench.models.base import ModelAdapter, Prompt
-from bench.models.registry import load_model
+from bench.environment import is_global_zero
+from bench.errors import BenchError, Interrupted
 from bench.run_dir import RunDir
-from bench.sampler import SamplingSettings
+from methods import registry as method_registry
 from methods.base import DiversityMethod
 from methods.registry import expand
+
+if TYPE_CHECKING:  # diffusers loads with the model, after the cheap checks
+    from bench.models.base import ModelAdapter, Prompt
+    from bench.sampler import SamplingSettings
+
+_LATER = ("scored", "reported")  # what a rerun that generated nothing keeps
 
 
 def select_prompts(model: ModelAdapter, spec: int | list[str] | str) -> list[Prompt]:
@@ -27,30 +38,61 @@ def select_prompts(model: ModelAdapter, spec: int | list[str] | str) -> list[Pro
     if spec == "all":
         chosen = offered
     elif isinstance(spec, int):
-        if spec <= 0:
-            raise BenchError(f"--prompts must be positive, got {spec}")
-        chosen = offered[:spec]
+        chosen = _first_prompts(model, offered, spec)
     else:
         ids = spec.split(",") if isinstance(spec, str) else [str(s) for s in spec]
-        by_id = {p.id: p for p in offered}
-        unknown = [i for i in ids if i not in by_id]
-        if unknown:
-            raise BenchError(f"unknown prompt ids {unknown} for model {model.name}")
-        chosen = [by_id[i] for i in ids]
+        chosen = _prompts_by_id(model, offered, ids)
     if not chosen:
         raise BenchError("the prompt set is empty: nothing to generate")
     return chosen
 
 
+def _first_prompts(model: ModelAdapter, offered: list[Prompt], count: int) -> list[Prompt]:
+    if count <= 0:
+        raise BenchError(f"--prompts must be positive, got {count}")
+    if count > len(offered):
+        raise BenchError(
+            f"--prompts {count}: model {model.name} has {len(offered)} prompts; "
+            f"ask for at most {len(offered)}, or 'all'"
+        )
+    return offered[:count]
+
+
+def _prompts_by_id(model: ModelAdapter, offered: list[Prompt], ids: list[str]) -> list[Prompt]:
+    by_id = {p.id: p for p in offered}
+    unknown = [i for i in ids if i not in by_id]
+    if unknown:
+        raise BenchError(f"unknown prompt ids {unknown} for model {model.name}")
+    return [by_id[i] for i in ids]
+
+
 def select_methods(config: BenchConfig) -> list[DiversityMethod]:
     """`none` first, then every sweep point of every named method; ids must be unique."""
     names = ["none"] + [m for m in config.run.methods if m != "none"]
+    check_method_sections(config, names)
     methods = [m for name in names for m in expand(name, config.method.get(name, {}))]
     ids = [m.id for m in methods]
     duplicates = {i for i in ids if ids.count(i) > 1}
     if duplicates:
         raise BenchError(f"method-configs with the same id: {sorted(duplicates)}")
     return methods
+
+
+def check_method_sections(config: BenchConfig, run_names: list[str]) -> None:
+    """Every [method.<name>] names a method that is run or registered (a sweep kept for
+    later, as bench.toml's baselines); the registered ones not run are checked too."""
+    known = method_registry.METHODS.names()
+    for name, params in config.method.items():
+        if name in run_names:
+            continue
+        if name not in known:
+            close = difflib.get_close_matches(name, [*run_names, *known], n=1)
+            hint = f"; did you mean [method.{close[0]}]?" if close else ""
+            raise BenchError(
+                f"[method.{name}] configures a method that is neither run nor registered"
+                f"{hint} (run: {', '.join(run_names)})"
+            )
+        expand(name, params)  # a bad key or value is an error even when not run
 
 
 def model_kwargs(config: BenchConfig) -> dict:
@@ -67,14 +109,37 @@ def run_path(config: BenchConfig) -> Path:
     return Path(config.run.out) / config.run.name
 
 
-def generate(
-    config: BenchConfig, force: bool = False, progress: bool = True, launch: Launch | None = None
-) -> RunDir:
-    """Generate what the run directory lacks. Under multi-process launchers every rank
-    runs this; only rank 0 prepares the directory and writes the manifest."""
+@dataclass
+class GenerationPlan:
+    """A checked run: what to generate and where. Making one writes nothing."""
+
+    config: BenchConfig
+    run: RunDir
+    model: ModelAdapter
+    methods: list[DiversityMethod]
+    prompts: list[Prompt]
+    settings: SamplingSettings
+
+    def details(self) -> dict:
+        return {
+            "guidance": self.settings.guidance,
+            "steps": self.settings.steps,
+            "method_ids": [m.id for m in self.methods],
+            "prompt_ids": [p.id for p in self.prompts],
+        }
+
+
+def plan_generation(config: BenchConfig) -> GenerationPlan:
+    """Every check of the input, before anything is written (the run directory's first:
+    a folder that cannot be written, or is held, fails before the model loads)."""
+    run = RunDir(run_path(config))
+    run.preflight()
     torch.set_num_threads(config.run.threads)
-    zero = is_global_zero()
     methods = select_methods(config)
+    # Imported here: diffusers takes seconds, and the checks above need none of it.
+    from bench.models.registry import load_model
+    from bench.sampler import SamplingSettings
+
     model = load_model(config.run.model, **model_kwargs(config))
     prompts = select_prompts(model, config.run.prompts)
     settings = SamplingSettings(
@@ -83,38 +148,59 @@ def generate(
         scheduler=config.run.scheduler,
     )
     model.make_scheduler(settings.scheduler)  # fail early on an unknown scheduler
-    run = RunDir(run_path(config))
-    details = {
-        "guidance": settings.guidance,
-        "steps": settings.steps,
-        "method_ids": [m.id for m in methods],
-        "prompt_ids": [p.id for p in prompts],
-    }
+    return GenerationPlan(config, run, model, methods, prompts, settings)
+
+
+def execute(
+    plan: GenerationPlan, force: bool = False, progress: bool = True, launch=None
+) -> RunDir:
+    """Generate what the run directory lacks. Under multi-process launchers every rank
+    runs this; only rank 0 prepares the directory and writes the manifest."""
+    from bench.loop import run_generation
+
+    config, run, zero = plan.config, plan.run, is_global_zero()
+    before = run.status() if zero else None
     if zero:
         run.prepare(config, force=force)
-        run.write_manifest(config, "generating", **details)
-        for method in methods:
+        run.write_manifest(config, "generating", **plan.details())
+        for method in plan.methods:
             run.write_method_info(method.id, method.info())
     start = time.perf_counter()
-    ran = run_generation(
-        run,
-        model,
-        methods,
-        prompts,
-        settings,
-        config.run.samples,
-        config.run.batch_size,
-        config.run.seed,
-        launch,
-        progress,
-    )
-    seconds = time.perf_counter() - start
+    try:
+        ran = run_generation(
+            run,
+            plan.model,
+            plan.methods,
+            plan.prompts,
+            plan.settings,
+            config.run.samples,
+            config.run.batch_size,
+            config.run.seed,
+            launch,
+            progress,
+        )
+    except KeyboardInterrupt:
+        done, planned = run.progress()
+        raise Interrupted(
+            f"interrupted: {done} of {planned} prompt items complete; "
+            "rerun the same command to resume"
+        ) from None
     if zero:
+        status = before if before in _LATER and not ran else "generated"
         run.write_manifest(
             config,
-            "generated",
-            **details,
-            generation_seconds=round(seconds, 3),
+            status,
+            **plan.details(),
+            generation_seconds=round(time.perf_counter() - start, 3),
             images_generated=ran * config.run.samples,
         )
     return run
+
+
+def generate(
+    config: BenchConfig, force: bool = False, progress: bool = True, launch=None
+) -> RunDir:
+    """Check, then generate under the run directory's lock."""
+    plan = plan_generation(config)
+    with plan.run.lock(create=True):
+        return execute(plan, force=force, progress=progress, launch=launch)

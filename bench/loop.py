@@ -8,7 +8,8 @@ that). The writer callback saves each finished item atomically.
 from __future__ import annotations
 
 import logging
-import os
+import signal
+import sys
 from dataclasses import dataclass
 
 import lightning as L
@@ -16,6 +17,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from bench.environment import is_global_zero as is_global_zero
 from bench.errors import BenchError
 from bench.models.base import ModelAdapter, Prompt
 from bench.run_dir import RunDir
@@ -110,14 +112,21 @@ class Launch:
     precision: str | None = None
     logger: str = "csv"
 
+    def __post_init__(self) -> None:
+        if self.logger not in LOGGERS:
+            raise BenchError(_unknown_logger(self.logger))
 
-def is_global_zero() -> bool:
-    """True in the launching process (or rank 0 under torchrun / SLURM)."""
-    return all(int(os.environ.get(k, 0)) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+LOGGERS = ("csv", "tensorboard", "wandb", "none")
+
+
+def _unknown_logger(kind: str) -> str:
+    return f"unknown logger {kind!r}: use {', '.join(LOGGERS[:-1])} or {LOGGERS[-1]}"
 
 
 class ImageProgress(Callback):
-    """One bar on rank 0, counted in images, with ETA and images per second."""
+    """One bar on rank 0 in a terminal, counted in images, with ETA and images per second
+    (closed on an error or Ctrl-C, so the message that follows starts a line)."""
 
     def __init__(self, images_per_item: int, label: str = "generating") -> None:
         self.images_per_item = images_per_item
@@ -131,7 +140,7 @@ class ImageProgress(Callback):
             desc=self.label,
             unit="img",
             dynamic_ncols=True,
-            disable=not trainer.is_global_zero,
+            disable=not (trainer.is_global_zero and sys.stderr.isatty()),
         )
 
     def on_predict_batch_end(
@@ -141,6 +150,10 @@ class ImageProgress(Callback):
 
     def on_predict_end(self, trainer, pl_module) -> None:
         self.bar.close()
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def make_logger(kind: str, run: RunDir):
@@ -154,11 +167,12 @@ def make_logger(kind: str, run: RunDir):
         return loggers.TensorBoardLogger(run.path, name="logs", version="")
     if kind == "wandb":
         return loggers.WandbLogger(save_dir=run.path, name=run.path.name)
-    raise BenchError(f"unknown logger {kind!r}: use csv, tensorboard, wandb or none")
+    raise BenchError(_unknown_logger(kind))
 
 
 def make_trainer(run: RunDir, launch: Launch, callbacks: list) -> L.Trainer:
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    lightning_log = logging.getLogger("lightning.pytorch")  # its info lines are noise here
+    lightning_log.setLevel(max(lightning_log.level, logging.WARNING))
     return L.Trainer(
         accelerator=launch.accelerator,
         devices=launch.devices,
@@ -172,6 +186,18 @@ def make_trainer(run: RunDir, launch: Launch, callbacks: list) -> L.Trainer:
         enable_checkpointing=False,
         inference_mode=False,
     )
+
+
+def predict(trainer: L.Trainer, task: L.LightningModule, loader: DataLoader) -> None:
+    """`trainer.predict`, except that Ctrl-C stays a KeyboardInterrupt: Lightning turns it
+    into `sys.exit(1)` after its teardown (and ignores further Ctrl-C)."""
+    try:
+        trainer.predict(task, loader, return_predictions=False)
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise KeyboardInterrupt from None
 
 
 def run_generation(
@@ -202,6 +228,6 @@ def run_generation(
     callbacks = [SampleWriter(run)] + ([ImageProgress(samples)] if progress else [])
     trainer = make_trainer(run, launch or Launch(), callbacks)
     loader = DataLoader(WorkItems(todo), batch_size=1, collate_fn=_single)
-    trainer.predict(task, loader, return_predictions=False)
+    predict(trainer, task, loader)
     trainer.strategy.barrier()
     return len(todo) if trainer.is_global_zero else 0

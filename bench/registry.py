@@ -20,6 +20,13 @@ from bench.errors import BenchError
 
 T = TypeVar("T")
 
+_IMPORTED: dict[str, None] = {}  # plugin code imported by this process, in order
+
+
+def imported_plugins() -> list[str]:
+    """The plugin code this process imported: `module:attr` names and entry points."""
+    return list(_IMPORTED)
+
 
 def import_attr(spec: str, what: str) -> Any:
     """`module:attr` -> the attribute; a one-line error when either is missing."""
@@ -98,13 +105,18 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if self.direct_imports and ":" in name and name not in self._entries:
-            return self._validated(name, import_attr(name, self.kind))
+            found = self._validated(name, import_attr(name, self.kind))
+            _IMPORTED[f"{self.kind} {name}"] = None
+            return found
         self._load_plugins()
         if name not in self._entries:
             raise BenchError(self._unknown(name))
         entry = self._entries[name]
         if isinstance(entry.target, str):
-            entry.target = self._validated(name, import_attr(entry.target, self.kind))
+            spec = entry.target
+            entry.target = self._validated(name, import_attr(spec, self.kind))
+            if entry.source.startswith("plugin"):
+                _IMPORTED[f"{self.kind} {name} (entry point {spec})"] = None
         return entry.target
 
     def _validated(self, name: str, obj: Any) -> Any:

@@ -9,33 +9,46 @@ RUN/samples/<method-id>/<prompt>.time.json   wall times (they differ run to run)
 RUN/features/<extractor>/...             the feature cache (metrics.cache)
 RUN/metrics.json, RUN/metrics.csv        scores
 RUN/report/                              figures, grids, tables, index.html
+RUN/.lock, RUN/.lock.pid                 held by the command writing the run; its pid
 ```
 
 A sample file exists only once complete (written to a temporary name, then
 renamed, after its time file), so a killed run never leaves a file that reads as
-finished. No other module spells a file name of this layout.
+finished; one that cannot be read is moved aside (`<prompt>.npz.corrupt`) so that
+`bench generate` makes it again. No other module spells a file name of this layout.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
+import shlex
 import shutil
 import tomllib
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tomli_w
+from filelock import FileLock, Timeout
 
 from bench.atomic import atomic_save_npz, atomic_write_text
-from bench.environment import git_sha, hardware, package_versions
-from bench.errors import BenchError
+from bench.environment import git_sha, hardware, is_global_zero, package_versions
+from bench.errors import BenchError, EnvironmentFailure
 
 STATUSES = ("generating", "generated", "scoring", "scored", "reported")
 _SCORED = ("scored", "reported")
 _SAMPLE_SUFFIX = ".npz"
+_CORRUPT_SUFFIX = ".corrupt"
+_LOCK_NAMES = (".lock", ".lock.pid")
+# What a damaged .npz raises when read (truncated, overwritten, not a zip at all).
+_UNREADABLE = (ValueError, EOFError, OSError, zipfile.BadZipFile)
 
 
 def sort_prompt_ids(ids: list[str]) -> list[str]:
@@ -83,6 +96,14 @@ class RunDir:
     @property
     def logs(self) -> Path:
         return self.path / "logs"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / _LOCK_NAMES[0]
+
+    @property
+    def holder_file(self) -> Path:
+        return self.path / _LOCK_NAMES[1]
 
     def method_dir(self, method_id: str) -> Path:
         return self.samples / method_id
@@ -169,11 +190,22 @@ class RunDir:
     def sample_bytes(self, method_id: str, prompt_id: str) -> bytes:
         return self.sample_file(method_id, prompt_id).read_bytes()
 
+    def read_prompt(
+        self, method_id: str, prompt_id: str, keys: tuple[str, ...] | None = None
+    ) -> tuple[bytes, dict[str, np.ndarray]]:
+        """The sample file's bytes and its arrays (only `keys` that are present, when
+        given). A file that cannot be read is moved aside and reported, one line."""
+        data = self.sample_bytes(method_id, prompt_id)
+        try:
+            return data, load_npz_bytes(data, keys)
+        except _UNREADABLE as err:
+            raise self._set_aside(method_id, prompt_id, err) from err
+
     def load_samples(
         self, method_id: str, prompt_id: str, keys: tuple[str, ...] | None = None
     ) -> dict[str, np.ndarray]:
         """The prompt's arrays (only `keys` that are present, when given)."""
-        return load_npz_bytes(self.sample_bytes(method_id, prompt_id), keys)
+        return self.read_prompt(method_id, prompt_id, keys)[1]
 
     def wall_times(self, method_id: str, prompt_id: str) -> list[float] | None:
         """Seconds per image; None when the time file is absent."""
@@ -186,12 +218,33 @@ class RunDir:
     def generated_shape(self) -> tuple[int, int, int]:
         """(H, W, C) of the run's generated images (the first sample file found)."""
         for path in self.sample_files():
-            with np.load(path, allow_pickle=False) as f:
-                if "images" in f.files:
-                    return tuple(f["images"].shape[1:4])
+            images = self.load_samples(path.parent.name, path.stem, ("images",)).get("images")
+            if images is not None:
+                return tuple(images.shape[1:4])
         raise BenchError(f"no generated samples under {self.samples}: run `bench generate` first")
 
     # ------------------------------------------------------------ stage status
+    def missing_prompts(self) -> dict[str, list[str]]:
+        """Per method-config of the run, the run's prompts not on disk (empty: complete)."""
+        prompts = self.prompt_ids()
+        missing = {}
+        for method_id in self.method_ids():
+            done = set(self.complete_prompt_ids(method_id))
+            lacking = [p for p in prompts if p not in done]
+            if lacking:
+                missing[method_id] = lacking
+        return missing
+
+    def progress(self) -> tuple[int, int]:
+        """(complete, planned) (method-config, prompt) items."""
+        planned = len(self.method_ids()) * len(self.prompt_ids())
+        return planned - sum(len(p) for p in self.missing_prompts().values()), planned
+
+    def generate_command(self) -> str:
+        """The command that completes this run's generation, from any directory."""
+        args = ["--config", self.config_file, "--out", self.path.parent, "--name", self.path.name]
+        return "bench generate " + " ".join(shlex.quote(str(a)) for a in args)
+
     def is_generated(self, config_hash: str) -> bool:
         """Every (method-config, prompt) of that config is on disk and the manifest says so."""
         manifest = self.manifest()
@@ -225,6 +278,58 @@ class RunDir:
         )
 
     # ---------------------------------------------------------------- writers
+    @contextmanager
+    def lock(self, create: bool = False) -> Iterator[None]:
+        """Hold the run directory (re-entrant within a process) while writing it; another
+        command on it fails at once, naming this one's pid. Only the launching process
+        (rank 0) takes it: the ranks it starts write under its hold."""
+        if not is_global_zero():
+            yield
+            return
+        if create:
+            self.path.mkdir(parents=True, exist_ok=True)
+        elif not self.path.is_dir():
+            raise BenchError(f"{self.path} is not a run directory: run `bench generate` first")
+        lock = FileLock(self.lock_file.resolve(), is_singleton=True, blocking=False)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise EnvironmentFailure(
+                f"{self.path} is in use by another bench command (pid {self._holder()}); "
+                "wait for it to finish or stop it, then rerun"
+            ) from None
+        try:
+            if lock.lock_counter == 1:
+                atomic_write_text(self.holder_file, f"{os.getpid()}\n")
+            yield
+        finally:
+            if lock.lock_counter == 1:
+                self.holder_file.unlink(missing_ok=True)
+            lock.release()
+
+    def preflight(self) -> None:
+        """Fail now, not after a model has loaded, when the run cannot be written here (a
+        file where a folder should be, a read-only or unwritable folder) or is held by
+        another command. Creates nothing (an existing lock is only tried)."""
+        found = self.path
+        while not found.exists() and found != found.parent:
+            found = found.parent
+        if not found.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(self.path))
+        if not os.access(found, os.W_OK | os.X_OK):
+            read_only = os.statvfs(found).f_flag & os.ST_RDONLY
+            code = errno.EROFS if read_only else errno.EACCES
+            raise OSError(code, os.strerror(code), str(found))
+        if self.lock_file.exists():
+            with self.lock():
+                pass
+
+    def _holder(self) -> str:
+        try:
+            return self.holder_file.read_text().strip() or "unknown"
+        except OSError:
+            return "unknown"
+
     def prepare(self, config: Any, force: bool = False) -> None:
         """Create the directory, or check an existing one was made by the same config."""
         old = self.manifest()
@@ -234,7 +339,7 @@ class RunDir:
                     f"{self.path} holds a run with another config (hash {old.get('config_hash')}); "
                     "use another --name, or --force to start it afresh"
                 )
-            shutil.rmtree(self.path)
+            self._clear()
         self.path.mkdir(parents=True, exist_ok=True)
         for stale in self.samples.glob("*/.*.tmp"):  # left by a killed run
             stale.unlink()
@@ -255,15 +360,39 @@ class RunDir:
         }
         atomic_write_text(self.manifest_file, json.dumps(manifest, indent=2))
 
-    def set_status(self, status: str) -> None:
-        """Record that a later stage finished (scored, reported)."""
+    def _clear(self) -> None:
+        """Remove everything but the lock (held by this command)."""
+        for child in self.path.iterdir():
+            if child.name in _LOCK_NAMES:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+
+    def set_status(self, status: str, **extra: Any) -> None:
+        """Record what the directory now holds (generating ... reported)."""
         if status not in STATUSES:
             raise ValueError(f"unknown run status {status!r}")
         manifest = self.manifest()
         if manifest is None:
             return
-        manifest.update(status=status, updated=_now())
+        manifest.update(status=status, updated=_now(), **extra)
         atomic_write_text(self.manifest_file, json.dumps(manifest, indent=2))
+
+    def _set_aside(self, method_id: str, prompt_id: str, err: Exception) -> BenchError:
+        """Move an unreadable sample file aside (nothing is lost) so generation redoes it."""
+        path = self.sample_file(method_id, prompt_id)
+        aside = path.with_name(path.name + _CORRUPT_SUFFIX)
+        n = 1
+        while aside.exists():  # an earlier one stays too
+            aside, n = path.with_name(f"{path.name}{_CORRUPT_SUFFIX}{n}"), n + 1
+        os.replace(path, aside)
+        self.set_status("generating")
+        return BenchError(
+            f"{path} is truncated or corrupt ({type(err).__name__}); moved it aside to "
+            f"{aside.name}: run `{self.generate_command()}` to generate it again"
+        )
 
     def write_method_info(self, method_id: str, info: dict[str, Any]) -> None:
         atomic_write_text(self.method_file(method_id), json.dumps(info, indent=2))
@@ -277,13 +406,14 @@ class RunDir:
         atomic_write_text(self.time_file(method_id, prompt_id), json.dumps(times))
         atomic_save_npz(self.sample_file(method_id, prompt_id), arrays)
 
-    def write_metrics(self, json_text: str, csv_text: str) -> None:
+    def write_metrics(self, json_text: str, csv_text: str, partial: bool = False) -> None:
         """The pair is one result: the manifest says `scoring` while either file may be
-        from another pass, and `scored` (written last) once both agree."""
+        from another pass, and `scored` (written last) once both agree. Scores of an
+        unfinished generation (`partial`) leave the run `generating`."""
         self.set_status("scoring")
         atomic_write_text(self.metrics_csv_file, csv_text)
         atomic_write_text(self.metrics_file, json_text)
-        self.set_status("scored")
+        self.set_status("generating" if partial else "scored", partial_metrics=partial)
 
 
 def load_npz_bytes(data: bytes, keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:

@@ -28,17 +28,27 @@ def score_stage(
     extractors: list[str] | None = None,
     weights_dir: Path | None = None,
     device: str = "cpu",
+    partial: bool = False,
 ) -> dict[str, Any]:
-    from metrics.score import score_run
+    from metrics.completeness import scoring_scope
 
-    return score_run(run_dir, extractors, weights_dir=weights_dir, device=device)
+    run = RunDir(run_dir)
+    with run.lock():
+        scoring_scope(run, partial)  # an unfinished run is refused before the scorer loads
+        from metrics.score import score_run
+
+        return score_run(run_dir, extractors, weights_dir, device, partial=partial)
 
 
 def report_stage(run_dir: Path) -> Path:
+    """The report; the run is `reported` when it drew a full scoring's numbers."""
     from reports.build import build_report
 
-    index = build_report(run_dir)
-    RunDir(run_dir).set_status("reported")
+    run = RunDir(run_dir)
+    with run.lock():
+        index = build_report(run_dir)
+        if run.status() in ("scored", "reported"):
+            run.set_status("reported")
     return index
 
 

@@ -81,7 +81,7 @@ class MethodConfig(BaseModel):
     appears as the word T when it differs from its default (`seq`). Untagged fields
     appear as key and value (`psi0.5`) only when they differ from their default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     def id_parts(self) -> list[str]:
         parts = []

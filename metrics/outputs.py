@@ -66,7 +66,8 @@ def _ci(ci: dict) -> dict:
 
 
 def write_outputs(run: RunDir, result: dict) -> None:
-    run.write_metrics(json.dumps(result, indent=2, allow_nan=False) + "\n", csv_text(result))
+    text = json.dumps(result, indent=2, allow_nan=False) + "\n"
+    run.write_metrics(text, csv_text(result), partial=bool(result.get("partial")))
 
 
 def format_table(result: dict) -> str:

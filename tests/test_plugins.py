@@ -65,6 +65,7 @@ def test_entry_point_registers_a_method(plugin_path, own_registry, monkeypatch):
     point = EntryPoint("mean-repel", SPEC, registry.ENTRY_POINT_GROUP)
     monkeypatch.setattr(bench_registry, "entry_points", _fake_entry_points(point))
     assert registry.available()["mean-repel"].__name__ == "MeanRepulsion"
+    assert f"method mean-repel (entry point {SPEC})" in bench_registry.imported_plugins()
     assert expand("mean-repel", {"strength": 0.2})[0].id == "mean-repel-s0.2-t0.5"
     assert any(line.startswith("mean-repel") for line in describe_methods())
 
@@ -152,4 +153,5 @@ def test_plugin_runs_through_bench_run(tmp_path):
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    assert f"imported plugin code: method {SPEC}" in done.stdout.splitlines()
     _check_run(tmp_path / "cli", "mean-repel-s0.3-t0.5")

@@ -59,7 +59,8 @@ def _by_id(result: dict) -> dict:
 
 def test_schema_and_files(scored):
     run, result = scored
-    assert set(result) == {"protocol", "results"}
+    assert set(result) == {"partial", "prompts", "protocol", "results"}
+    assert result["partial"] is False and result["prompts"] == [str(c) for c in range(10)]
     assert json.loads((run / "metrics.json").read_text()) == result
     for r in result["results"]:
         assert {"method_id", "method", "params", "metrics", "ci", "per_prompt", "cost"} <= set(r)

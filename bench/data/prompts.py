@@ -33,11 +33,25 @@ def read_prompt_file(path: Path, references: Path | None = None) -> PromptSet:
     readers = {".txt": _txt_rows, ".csv": _csv_rows, ".jsonl": _jsonl_rows}
     if path.suffix.lower() not in readers:
         raise BenchError(f"prompt file {path}: use a .txt, .csv or .jsonl file")
+    _check_text(path)
     rows = list(readers[path.suffix.lower()](path))
     prompts = _prompts(rows, path)
     refs = _references(rows, prompts, path, references)
     where = "no reference images" if refs is None else "reference images per prompt"
     return PromptSet(f"prompt file {path} ({where})", prompts, refs)
+
+
+def _check_text(path: Path) -> None:
+    """A prompt file is UTF-8 text: a binary file or another encoding is one line."""
+    data = path.read_bytes()
+    if b"\0" in data:
+        raise BenchError(f"prompt file {path} is binary (it holds NUL bytes), not text")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise BenchError(
+            f"prompt file {path} is not UTF-8 text (byte {err.start}): save it as UTF-8"
+        ) from err
 
 
 def _prompts(rows: list[Row], path: Path) -> list[Prompt]:

@@ -13,9 +13,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.errors import BenchError
-from bench.models.base import ModelAdapter, Prompt
+
+if TYPE_CHECKING:  # the CLI parses specs without importing torch
+    from bench.models.base import ModelAdapter, Prompt
 
 KINDS = ("imagenet", "file", "cc12m")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -101,6 +104,7 @@ def load_prompt_set(spec: str, model: ModelAdapter) -> list[Prompt]:
     offered = model.prompts()
     labels = any(p.label is not None for p in offered)
     kind = parse_spec(spec)[0]
+    prompts = open_prompt_set(spec, labels=labels).prompts  # a broken file says so first
     if labels and kind != "imagenet":
         raise BenchError(
             f"prompt set {spec!r} holds captions but model {model.name!r} is class-conditional"
@@ -112,7 +116,7 @@ def load_prompt_set(spec: str, model: ModelAdapter) -> list[Prompt]:
             raise BenchError(
                 f"model {model.name!r} has {len(offered)} classes, not ImageNet's {NUM_CLASSES}"
             )
-    return open_prompt_set(spec, labels=labels).prompts
+    return prompts
 
 
 def check_id(prompt_id: str, where: str) -> str:

@@ -96,7 +96,7 @@ def load_pipeline(
         raise BenchError(weights.missing(source))
     try:
         pipe = cls.from_pretrained(
-            source, torch_dtype=torch_dtype(dtype), local_files_only=True, **kwargs
+            source, dtype=torch_dtype(dtype), local_files_only=True, **kwargs
         )
     except (OSError, ValueError) as err:
         raise BenchError(weights.missing(source)) from err
