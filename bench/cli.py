@@ -1,17 +1,22 @@
-"""The `bench` command line. Flags override bench.toml; bad input is one line, exit 2."""
+"""The `bench` command line. Flags override bench.toml. A failure is one line on stderr:
+exit 2 for bad input, 1 for a failure of the environment, 130 for Ctrl-C."""
 
 from __future__ import annotations
 
+import errno
 import functools
+import logging
+import os
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from bench.errors import BenchError
+from bench.errors import BenchError, Interrupted
 
 app = typer.Typer(
     add_completion=False,
@@ -105,11 +110,27 @@ def _config(opts: dict):
         "device",
     )
     overrides = {k: opts[k] for k in run_keys}
-    overrides["methods"] = opts["methods"].split(",") if opts["methods"] else None
+    overrides["methods"] = _methods(opts["methods"])
     overrides["prompts"] = _prompts(opts["prompts"])
     # --protect and --radius are SPELL's: the one method that shields a protected set.
-    method_flags = {"spell": {"protect": opts["protect"], "radius": opts["radius"]}}
-    return load_config(opts["config"], overrides, preset=opts["preset"], method_flags=method_flags)
+    shields = {"protect": opts["protect"], "radius": opts["radius"]}
+    method_flags = {"spell": shields}
+    cfg = load_config(opts["config"], overrides, preset=opts["preset"], method_flags=method_flags)
+    if any(v is not None for v in shields.values()) and "spell" not in cfg.run.methods:
+        raise BenchError("--protect and --radius set SPELL's shields, but spell is not run: add it")
+    return cfg
+
+
+def _methods(spec: str | None) -> list[str] | None:
+    """`--methods a,b`; given but empty is an error, not "the config's methods"."""
+    if spec is None:
+        return None
+    names = [m.strip() for m in spec.split(",") if m.strip()]
+    if not names:
+        raise BenchError(
+            f"--methods {spec!r} names no method: give e.g. --methods spell (bench list methods)"
+        )
+    return names
 
 
 def _launch(opts: dict):
@@ -127,11 +148,11 @@ def _launch(opts: dict):
     )
 
 
-def _generate(cfg, force: bool, launch):
-    from bench.stages import generate_stage
+def _generate(plan, force: bool, launch):
+    from bench.generate import execute
 
     start = time.perf_counter()
-    run = generate_stage(cfg, force=force, launch=launch)
+    run = execute(plan, force=force, launch=launch)
     if launch is None or _is_zero():
         images = (run.manifest() or {}).get("images_generated", 0)
         seconds = time.perf_counter() - start
@@ -148,15 +169,35 @@ def _is_zero() -> bool:
     return is_global_zero()
 
 
-def _score(run_path: Path, extractors: str | None, weights_dir: Path | None, device: str):
+def _echo_plugins(shown: list[str]) -> list[str]:
+    """Say which plugin code (module:attr names, entry points) this command imported."""
+    from bench.registry import imported_plugins
+
+    new = [p for p in imported_plugins() if p not in shown]
+    for line in new:
+        typer.echo(f"imported plugin code: {line}")
+    return shown + new
+
+
+def _score(
+    run_path: Path,
+    extractors: str | None,
+    weights_dir: Path | None,
+    device: str,
+    partial: bool = False,
+):
     from bench.run_dir import RunDir
     from bench.stages import score_stage
-    from metrics.score import format_table
 
     start = time.perf_counter()
     names = extractors.split(",") if extractors else None
-    result = score_stage(run_path, names, weights_dir=weights_dir, device=device)
+    result = score_stage(run_path, names, weights_dir=weights_dir, device=device, partial=partial)
+    from metrics.outputs import format_table
+
     typer.echo(format_table(result))
+    if result.get("partial"):
+        prompts = result["prompts"]
+        typer.echo(f"partial: scored the {len(prompts)} prompts every method finished: {prompts}")
     where = RunDir(run_path).metrics_file
     typer.echo(f"scored in {time.perf_counter() - start:.1f} s: {where}")
 
@@ -173,13 +214,20 @@ def _stages_command(stages: tuple[str, ...], doc: str):
     @functools.wraps(_options)
     def command(**opts):
         cfg = _config(opts)
-        run = _generate(cfg, opts["force"], _launch(opts))
-        if not _is_zero():
-            return
-        if "score" in stages:
-            _score(run.path, opts["extractors"], opts["weights_dir"], cfg.run.device)
-        if "report" in stages:
-            _report(run.path)
+        from bench.generate import plan_generation
+
+        plan = plan_generation(cfg)  # every check; nothing written yet
+        launch = _launch(opts)
+        shown = _echo_plugins([]) if _is_zero() else []
+        with plan.run.lock(create=True):  # rank 0 holds it for the whole command
+            run = _generate(plan, opts["force"], launch)
+            if not _is_zero():
+                return
+            if "score" in stages:
+                _score(run.path, opts["extractors"], opts["weights_dir"], cfg.run.device)
+                _echo_plugins(shown)
+            if "report" in stages:
+                _report(run.path)
 
     command.__doc__ = doc
     return command
@@ -204,9 +252,12 @@ def score(
     extractors: Annotated[str | None, _opt("--extractors", help="digits,pixels ...")] = None,
     weights_dir: Annotated[Path | None, _opt("--weights-dir", help="feature weights")] = None,
     device: Annotated[str, _opt("--device", help="cpu, cuda ...")] = "cpu",
+    partial: Annotated[
+        bool, _opt("--partial", help="unfinished run: score the prompts every method finished")
+    ] = False,
 ):
     """Extract features and compute every metric: RUN_DIR/metrics.json and metrics.csv."""
-    _score(run_dir, extractors, weights_dir, device)
+    _score(run_dir, extractors, weights_dir, device, partial)
 
 
 @app.command()
@@ -414,6 +465,26 @@ def train_digits(
     typer.echo(f"trained digits UNet: {train_digits_unet(out or WEIGHTS, seed=seed)}")
 
 
+@train_app.command("toy2d")
+def train_toy2d(
+    which: Annotated[str, _opt("--which", help="toy2d, toy2d-weak or both")] = "both",
+    threads: Annotated[int, _opt("--threads", help="torch threads")] = 1,
+):
+    """Retrain the toy2d MLP denoisers (the committed weights come from this)."""
+    import torch
+
+    from bench.train_toy2d import RECIPES
+    from bench.train_toy2d import train_toy2d as train
+
+    names = list(RECIPES) if which == "both" else [which]
+    if any(n not in RECIPES for n in names):
+        raise BenchError(f"unknown toy2d model {which!r}: use {', '.join(RECIPES)} or both")
+    torch.set_num_threads(threads)
+    for name in names:
+        summary = train(name)
+        typer.echo(f"trained {name}: loss {summary['final_loss']:.4f} in {summary['seconds']} s")
+
+
 @train_app.command("digits-features")
 def train_digits_features(
     out: Annotated[Path | None, _opt("--out", help="weights file")] = None,
@@ -426,10 +497,78 @@ def train_digits_features(
     typer.echo(f"trained digits classifier: held-out accuracy {accuracy}")
 
 
+_DEBUG = {"on": False}
+_LIBRARY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "torch", "accelerate")
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[
+        bool, _opt("--debug", help="show library warnings and logs, and tracebacks")
+    ] = False,
+) -> None:
+    _DEBUG["on"] = debug
+    if not debug:
+        _quiet_libraries()
+
+
+def _quiet_libraries() -> None:
+    """Library warnings and notices stay out of the way of the one line that matters."""
+    warnings.simplefilter("ignore")
+    for name in ("DIFFUSERS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):  # read at their import
+        os.environ.setdefault(name, "error")
+    for name in _LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _interruptible(command):
+    """Ctrl-C outside generation (which counts what is done) still gets its one line."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted; rerun the same command to resume") from None
+
+    return run
+
+
+for _group in (app, train_app, protect_app, data_app):
+    for _info in _group.registered_commands:
+        _info.callback = _interruptible(_info.callback)
+
+_OS_HINTS = {
+    errno.ENOSPC: "free some space, then rerun the same command to resume",
+    errno.EDQUOT: "free some space, then rerun the same command to resume",
+    errno.EFBIG: "free some space, then rerun the same command to resume",
+    errno.EROFS: "write somewhere writable (--out)",
+    errno.EACCES: "write somewhere writable (--out), or fix the permissions",
+    errno.EPERM: "write somewhere writable (--out), or fix the permissions",
+    errno.ENOTDIR: "a file stands where a folder should be: choose another --out or --name",
+    errno.EEXIST: "a file stands where a folder should be: choose another --out or --name",
+}
+
+
+def _failure(err: BaseException) -> tuple[str, int]:
+    """The one line and the exit code: 2 bad input, 1 the environment, 130 Ctrl-C."""
+    if isinstance(err, Interrupted):
+        return str(err), err.exit_code
+    if isinstance(err, BenchError):
+        return f"error: {err}", err.exit_code
+    if isinstance(err, OSError):
+        hint = _OS_HINTS.get(err.errno, "fix that, then rerun the same command")
+        where = f"{err.filename}: " if err.filename else ""
+        return f"error: {where}{err.strerror or err}; {hint}", 1
+    return f"error: internal error ({type(err).__name__}: {err}); rerun with --debug", 1
+
+
 def main() -> None:
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
     try:
         app()
-    except BenchError as err:
-        typer.echo(f"error: {err}", err=True)
-        sys.exit(2)
+    except Exception as err:  # every failure becomes one line (--debug: and its traceback)
+        line, code = _failure(err)
+        if _DEBUG["on"]:
+            traceback.print_exception(err)
+        typer.echo(line, err=True)
+        sys.exit(code)

@@ -6,8 +6,9 @@ The baseline is JSON:
      "results": {"<method_id>": {"recall": 0.31, "fd_digits": 12.5, ...}}}
 A metric's tolerance is its own entry, else the most specific matching glob pattern
 ("fd_*", then "*"); with both "abs" and "rel" the larger allowance wins; with no
-entry at all the value must match exactly. Fréchet distances (fid, fd_*) are better
-lower, every other metric higher, unless "directions" says otherwise.
+entry at all the value must match exactly. Which direction is better is what each
+metric declares (metrics.catalog: Fréchet distances, mode KL, outlier share lower),
+unless "directions" says otherwise.
 
 A move in the worse direction beyond tolerance is a regression; one in the better
 direction is reported as improved and passes. A method-config or metric of the
@@ -115,9 +116,12 @@ def describe(tol: dict) -> str:
 
 
 def lower_is_better(metric: str, directions: dict) -> bool:
+    """The baseline's word, else what the metric declares (metrics.catalog)."""
+    from metrics.catalog import metric_info
+
     if metric in directions:
         return directions[metric] == "lower"
-    return metric == "fid" or metric.startswith(("fd_", "fid_"))
+    return not metric_info(metric).higher_is_better
 
 
 def run_values(metrics: dict) -> dict[str, dict[str, float | None]]:
@@ -212,7 +216,13 @@ def read_metrics(run_dir: Path) -> dict:
     path = RunDir(run_dir).metrics_file
     if not path.is_file():
         raise BenchError(f"{path} not found: score the run first (`bench score {run_dir}`)")
-    return _read_json(path)
+    metrics = _read_json(path)
+    if metrics.get("partial"):
+        raise BenchError(
+            f"{path} holds partial scores (`bench score --partial`): finish the generation "
+            "and score it again before comparing it with a baseline"
+        )
+    return metrics
 
 
 def read_baseline(path: Path) -> dict:

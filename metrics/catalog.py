@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from metrics import frechet, prdc, protection, quality, vendi
+from metrics import exact, frechet, prdc, protection, quality, vendi
 from metrics.spec import MetricSpec
 
-_SPECS = {s.key: s for s in (*prdc.SPECS, vendi.SPEC, *quality.SPECS, protection.SPEC)}
+_SPECS = {
+    s.key: s for s in (*prdc.SPECS, vendi.SPEC, *quality.SPECS, protection.SPEC, *exact.SPECS)
+}
 # The paper's column order: diversity, quality, distances, adherence, protection.
 _ORDER = [
     "recall", "vendi", "coverage", "precision", "density",

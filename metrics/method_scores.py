@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from bench.errors import BenchError
 from metrics.aggregate import mean_over_prompts, prompt_ci
 from metrics.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED
+from metrics.exact import exact_scores
 from metrics.frechet import GaussianAccumulator, fd_key
 from metrics.prdc import DEFAULT_K, PRDC_KEYS, compute_prdc
 from metrics.quality import class_scores, clip_scores
@@ -28,8 +31,27 @@ class ScoreSettings:
     bootstrap_seed: int = DEFAULT_SEED
 
 
+@dataclass(frozen=True)
+class GroundTruthScoring:
+    """A model whose true distribution is known: the exact metrics of metrics/exact.py on
+    each prompt's final latents (prompt ids are class labels)."""
+
+    truth: Any
+    batch_size: int
+    seed: int
+
+    def values(self, prompt_id: str, latents: np.ndarray, k: int) -> dict[str, Value]:
+        if not prompt_id.isdigit():
+            raise BenchError(f"ground-truth prompt ids are class labels, got {prompt_id!r}")
+        return exact_scores(latents, self.truth, int(prompt_id), self.batch_size, self.seed, k)
+
+
 def score_method(
-    method: MethodDir, spaces: FeatureSpaces, names: list[str], settings: ScoreSettings
+    method: MethodDir,
+    spaces: FeatureSpaces,
+    names: list[str],
+    settings: ScoreSettings,
+    exact: GroundTruthScoring | None = None,
 ) -> dict:
     """The `results` entry of metrics.json for one method-config."""
     tally, cost = _Tally(names, spaces.reference.quality), _CostTally()
@@ -37,7 +59,8 @@ def score_method(
     for pid in prompt_ids:
         samples = method.load(pid)
         gen, ref = spaces.generated(method, samples), spaces.reference_outputs(pid)
-        tally.add(pid, gen, ref, _quality_scores(spaces, pid, gen), settings.k)
+        extra = {} if exact is None else exact.values(pid, method.latents(pid), settings.k)
+        tally.add(pid, gen, ref, _quality_scores(spaces, pid, gen), settings.k, extra)
         cost.add(samples)
     metrics, ci = tally.aggregate(settings)
     frechet = tally.frechet({n: spaces.reference_statistics(n, prompt_ids) for n in names})
@@ -74,7 +97,7 @@ class _Tally:
         self.gen = {n: GaussianAccumulator() for n in names}
         self.quality_sum, self.quality_count = 0.0, 0
 
-    def add(self, pid: str, gen: dict, ref: dict, quality: np.ndarray, k: int) -> None:
+    def add(self, pid: str, gen: dict, ref: dict, quality: np.ndarray, k: int, extra: dict) -> None:
         for n in self.names:
             self.gen[n].update(gen[n]["features"])
         self.quality_sum += float(np.sum(quality, dtype=np.float64))
@@ -82,8 +105,9 @@ class _Tally:
         primary = self.names[0]
         values = _prompt_values(gen[primary]["features"], ref[primary]["features"], k)
         values[self.quality] = float(quality.mean())
+        values.update(extra)
         for m, v in values.items():
-            self.raw[m][pid] = v
+            self.raw.setdefault(m, {})[pid] = v
         notes = self.notes.setdefault(pid, {})
         self.per_prompt[pid] = {
             "n_generated": len(gen[primary]["features"]),

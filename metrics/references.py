@@ -35,12 +35,16 @@ def get_reference(model: str, run_dir: Path) -> ReferenceProvider:
     return REFERENCES.get(model)(Path(run_dir))
 
 
+def _class_index(prompt_id: str, classes: int, model: str) -> int:
+    if not prompt_id.isdigit() or int(prompt_id) >= classes:
+        raise BenchError(f"{model} prompt ids are 0..{classes - 1}, got {prompt_id!r}")
+    return int(prompt_id)
+
+
 def _digit_class(prompt_id: str) -> int:
     from bench.data.digits import NUM_CLASSES
 
-    if not prompt_id.isdigit() or int(prompt_id) >= NUM_CLASSES:
-        raise BenchError(f"digits prompt ids are 0..{NUM_CLASSES - 1}, got {prompt_id!r}")
-    return int(prompt_id)
+    return _class_index(prompt_id, NUM_CLASSES, "digits")
 
 
 def _digits_images(prompt_id: str) -> np.ndarray:
@@ -63,3 +67,38 @@ def _digits(_: Path) -> ReferenceProvider:
 
 register_reference("digits", _digits)
 register_reference("digits-gmm", _digits)
+
+
+TOY2D_REFERENCE_SIZE = 512  # exact samples per class, rendered like the generated points
+
+
+def _toy2d_images(prompt_id: str) -> np.ndarray:
+    """Exact i.i.d. samples of the prompt's class, rendered as the model renders points."""
+    import torch
+
+    from bench.models.toy2d import render_points, toy2d_ground_truth
+    from bench.sampler import to_uint8
+    from bench.seeding import derive_seed
+
+    truth = toy2d_ground_truth()
+    label = _class_index(prompt_id, truth.num_classes, "toy2d")
+    rng = np.random.default_rng(derive_seed("toy2d-reference", label))
+    points = torch.from_numpy(truth.sample(TOY2D_REFERENCE_SIZE, rng, label))
+    return to_uint8(render_points(points))
+
+
+def _toy2d(_: Path) -> ReferenceProvider:
+    from bench.models.toy2d import NUM_CLASSES
+
+    return ReferenceProvider(
+        name=f"{TOY2D_REFERENCE_SIZE} exact samples of the prompt's class (bench.models.toy2d)",
+        images=_toy2d_images,
+        extractors=("toy2d",),
+        quality="class_score",
+        quality_extractor="toy2d",
+        class_index=lambda pid: _class_index(pid, NUM_CLASSES, "toy2d"),
+    )
+
+
+for _model in ("toy2d", "toy2d-exact", "toy2d-weak"):
+    register_reference(_model, _toy2d)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench.errors import BenchError
-from bench.run_dir import RunDir, load_npz_bytes
+from bench.run_dir import RunDir
 from metrics.cache import bytes_digest
 
 _SCORED_ARRAYS = ("images", "nfe", "seconds")
@@ -37,13 +37,14 @@ class MethodDir:
     method_id: str
     method: str
     params: dict
+    only: frozenset[str] | None = None  # the prompts to score (None: every complete one)
 
     def prompt_ids(self) -> list[str]:
-        return self.run.complete_prompt_ids(self.method_id)
+        done = self.run.complete_prompt_ids(self.method_id)
+        return done if self.only is None else [p for p in done if p in self.only]
 
     def load(self, prompt_id: str) -> PromptSamples:
-        data = self.run.sample_bytes(self.method_id, prompt_id)
-        arrays = load_npz_bytes(data, _SCORED_ARRAYS)
+        data, arrays = self.run.read_prompt(self.method_id, prompt_id, _SCORED_ARRAYS)
         if "images" not in arrays or len(arrays["images"]) == 0:
             where = self.run.sample_file(self.method_id, prompt_id)
             raise BenchError(f"{where} has no images: regenerate it")
@@ -53,17 +54,20 @@ class MethodDir:
             seconds = None if times is None else np.asarray(times, np.float64)
         return PromptSamples(prompt_id, bytes_digest(data), arrays, seconds)
 
+    def latents(self, prompt_id: str) -> np.ndarray:
+        """One prompt's final latents, flattened per sample."""
+        latents = self.run.load_samples(self.method_id, prompt_id, ("latents",))["latents"]
+        return latents.reshape(len(latents), -1)
+
     def final_latents(self) -> np.ndarray:
         """Every prompt's final latents, flattened per sample."""
-        parts = []
-        for prompt_id in self.prompt_ids():
-            latents = self.run.load_samples(self.method_id, prompt_id, ("latents",))["latents"]
-            parts.append(latents.reshape(len(latents), -1))
-        return np.concatenate(parts)
+        return np.concatenate([self.latents(p) for p in self.prompt_ids()])
 
 
-def method_dirs(run: RunDir) -> list[MethodDir]:
-    """Every method-config with at least one complete prompt, in id order."""
+def method_dirs(run: RunDir, prompt_ids: list[str] | None = None) -> list[MethodDir]:
+    """Every method-config with at least one complete prompt, in id order; `prompt_ids`
+    restricts each to those prompts."""
+    only = None if prompt_ids is None else frozenset(prompt_ids)
     out = []
     for method_id in run.sampled_method_ids():
         info = run.method_info(method_id)
@@ -73,6 +77,7 @@ def method_dirs(run: RunDir) -> list[MethodDir]:
                 method_id=method_id,
                 method=str(info.get("method", method_id)),
                 params=dict(info.get("params", {})),
+                only=only,
             )
         )
     if not out:

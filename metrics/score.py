@@ -1,9 +1,11 @@
 """`bench score`: every method of a run against the reference set, per prompt and overall.
 
 Writes RUN/metrics.json and RUN/metrics.csv (atomically) and returns the dict:
-{"protocol": {...}, "results": [{"method_id", "method", "params", "metrics", "ci",
-"per_prompt", "counts", "cost", "notes"}]}. A metric without a meaningful value is
-null, and `notes[scope][metric]` says why (scope = "all" or a prompt id).
+{"partial": bool, "prompts": [ids scored], ("missing": {method_id: [ids]},) "protocol":
+{...}, "results": [{"method_id", "method", "params", "metrics", "ci", "per_prompt",
+"counts", "cost", "notes"}]}. An unfinished generation is scored only with `partial`.
+A metric without a meaningful value is null, and `notes[scope][metric]` says why
+(scope = "all" or a prompt id).
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from pathlib import Path
 
 from bench.data.references import ReferenceProvider
 from bench.errors import BenchError
+from bench.models.registry import ground_truth
 from bench.run_dir import RunDir
 from metrics.catalog import metric_info
+from metrics.completeness import scoring_scope
 from metrics.frechet import fd_key
-from metrics.method_scores import PER_PROMPT, ScoreSettings, score_method
+from metrics.method_scores import PER_PROMPT, GroundTruthScoring, ScoreSettings, score_method
 from metrics.outputs import format_table, write_outputs
 from metrics.prdc import PRDC_KEYS
 from metrics.references import get_reference
@@ -32,26 +36,58 @@ def score_run(
     weights_dir: Path | None = None,
     device: str = "cpu",
     settings: ScoreSettings | None = None,
+    partial: bool = False,
 ) -> dict:
     """Score every method dir under RUN/samples. The first extractor serves the per-prompt
-    metrics (prdc, Vendi); every extractor gets a marginal Frechet distance."""
+    metrics (prdc, Vendi); every extractor gets a marginal Frechet distance. An unfinished
+    generation is refused; `partial` scores the prompts every method has finished."""
     settings = settings or ScoreSettings()
     run = RunDir(run_dir)
+    scope = scoring_scope(run, partial)
     model = run.model()
     reference = get_reference(model, run.path)
     names = list(dict.fromkeys(extractors or reference.extractors))
     if not names:
         raise BenchError("no feature extractor to score with")
-    methods = method_dirs(run)
+    methods = method_dirs(run, scope.prompt_ids)
     needed = list(dict.fromkeys([*names, reference.quality_extractor]))
     spaces = FeatureSpaces(run.path, needed, reference, weights_dir, device)
-    results = [score_method(m, spaces, names, settings) for m in methods]
-    out = {"protocol": _protocol(model, reference, names, spaces, settings), "results": results}
+    exact = _ground_truth_scoring(run, model)
+    results = [score_method(m, spaces, names, settings, exact) for m in methods]
+    protocol = _protocol(model, reference, names, spaces, settings)
+    if exact is not None:
+        protocol["exact"] = _exact_protocol(exact)
+    out = {**scope.record(), "protocol": protocol, "results": results}
     protection = add_protection(results, methods)
     if protection is not None:
         out["protocol"]["protection"] = protection
     write_outputs(run, out)
     return out
+
+
+def _ground_truth_scoring(run: RunDir, model: str) -> GroundTruthScoring | None:
+    """Exact metrics for a model that declares its true distribution."""
+    truth = ground_truth(model)
+    if truth is None:
+        return None
+    settings = run.run_settings()
+    return GroundTruthScoring(
+        truth, int(settings.get("batch_size", 1)), int(settings.get("seed", 0))
+    )
+
+
+def _exact_protocol(exact: GroundTruthScoring) -> dict:
+    from metrics import exact as exact_metrics
+
+    return {
+        "truth": exact.truth.name,
+        "points": "each sample's final latents, flattened",
+        "hit": "most responsible component, inside its 99% ellipse (else an outlier)",
+        "batch_size": exact.batch_size,
+        "reference": f"{exact_metrics.REFERENCE_FACTOR} x the generated count of exact "
+        "samples per prompt, seeded from (run seed, class), the points as features",
+        "definitions": {spec.key: spec.definition for spec in exact_metrics.SPECS},
+    }
 
 
 def _protocol(

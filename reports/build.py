@@ -18,6 +18,7 @@ from reports.grids import compare_grid_path, method_grid_path, prompt_grid_path,
 from reports.html import FigureRef, Page, Section, TableRef, relative, render_page
 from reports.hyper import sweep_figure
 from reports.rundata import RunData, load_run
+from reports.scatter import scatter_figure
 from reports.sparsity import sparsity_comparison, sparsity_figure
 from reports.style import save_figure
 from reports.sweeps import sort_configs
@@ -116,6 +117,22 @@ def sparsity_section(run: RunData, report: Path, shade: dict[str, str]) -> Secti
     return Section("sparsity", "Sparsity of the correction", intro, figures)
 
 
+def scatter_section(run: RunData, report: Path, truth, shade: dict[str, str]) -> Section:
+    figures = []
+    for prompt_id in run.prompt_ids[:GRID_PROMPTS]:
+        fig = scatter_figure(run, truth, prompt_id, shade)
+        if fig is not None:
+            stem = report / "figures" / f"samples-{prompt_id}"
+            caption = f"Prompt {prompt_id}: every method-config's samples, same seeds."
+            figures.append(_save(fig, stem, report, caption, wide=True))
+    intro = (
+        "Each method-config's final samples over the true class density (grey contours); "
+        "an orange ring marks a sample the method corrected. Image grids do not apply to "
+        "2-D models: these plots take their place."
+    )
+    return Section("samples", "Samples over the true density", intro, figures)
+
+
 def grids_section(run: RunData, report: Path) -> Section:
     ids = [c.id for c in run.configs]
     if not ids or not run.prompt_ids:
@@ -138,11 +155,36 @@ def grids_section(run: RunData, report: Path) -> Section:
     return Section("grids", "Image grids", intro, figures, links, flow=True)
 
 
+def samples_section(run: RunData, report: Path, shade: dict[str, str]) -> Section:
+    """Image grids, or for a 2-D ground-truth model its samples over the true density."""
+    truth = planar_truth(run)
+    return (
+        grids_section(run, report) if truth is None else scatter_section(run, report, truth, shade)
+    )
+
+
+def planar_truth(run: RunData):
+    """The run model's true distribution when it lives in the plane, else None."""
+    from bench.models.registry import ground_truth
+
+    model = run.config.get("run", {}).get("model")
+    truth = ground_truth(model) if isinstance(model, str) else None
+    return truth if truth is not None and truth.dim == 2 else None
+
+
 def _notes(run: RunData) -> list[str]:
     if not run.results:
         return [
             "No metrics.json in this run: run `bench score` for the Pareto fronts, the "
             "hyperparameter figures and the metric tables."
+        ]
+    if run.partial:
+        planned = len(run.manifest.get("prompt_ids") or []) or "?"
+        return [
+            f"Partial: generation is unfinished, and every number here comes from the "
+            f"{len(run.prompt_ids)} of {planned} prompts that every method finished "
+            f"({', '.join(run.prompt_ids)}). Finish it with `{run.run.generate_command()}`, "
+            "then run `bench score` and `bench report` again."
         ]
     return []
 
@@ -165,7 +207,7 @@ def build_report(run_dir: Path) -> Path:
         pareto_section(run, report, colors, markers),
         sweeps_section(run, report, colors),
         sparsity_section(run, report, config_colors(run, colors)),
-        grids_section(run, report),
+        samples_section(run, report, config_colors(run, colors)),
     ]
     index = run.run.report_index
     atomic_write_text(index, render_page(Page(run, colors, tables, sections, _notes(run))))

@@ -40,6 +40,7 @@ class RunData:
     prompt_ids: list[str]
     results: dict[str, dict[str, Any]]
     protocol: dict[str, Any]
+    partial: bool = False  # scored on the prompts every method finished, not all
 
     @property
     def name(self) -> str:
@@ -65,10 +66,12 @@ class RunData:
         return grouped
 
     def metric(self, method_id: str, key: str) -> float | None:
-        value = self.results.get(method_id, {}).get("metrics", {}).get(key)
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            return None
-        return float(value) if math.isfinite(value) else None
+        return _number(self.results.get(method_id, {}).get("metrics", {}).get(key))
+
+    def spread(self, method_id: str, key: str) -> float | None:
+        """The seed spread (std over seeds) of a result that is a mean over seeds, given
+        as `"std": {key: value}` beside "ci"; None for a single run's result."""
+        return _number(self.results.get(method_id, {}).get("std", {}).get(key))
 
     def interval(self, method_id: str, key: str) -> tuple[float, float] | None:
         ci = self.results.get(method_id, {}).get("ci", {}).get(key)
@@ -92,6 +95,13 @@ class RunData:
             path = self.run.sample_file(method_id, prompt_id)
             if path.exists():
                 yield path
+
+
+def _number(value: Any) -> float | None:
+    """A finite number as float; None for anything else (null, NaN, a bool, text)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    return float(value) if math.isfinite(value) else None
 
 
 def _method_config(run: RunDir, method_id: str, result: dict[str, Any]) -> MethodConfig:
@@ -121,7 +131,8 @@ def load_run(run_path: Path) -> RunData:
         manifest=manifest,
         config_text=run.config_text(),
         configs=[_method_config(run, m, results.get(m, {})) for m in ids],
-        prompt_ids=run.prompt_ids(),
+        prompt_ids=metrics.get("prompts") or run.prompt_ids(),
         results=results,
         protocol=metrics.get("protocol") or {},
+        partial=bool(metrics.get("partial")),
     )

@@ -4,6 +4,7 @@ lazily (diffusers pipelines pull in transformers), plugins of the entry-point gr
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 from bench.errors import BenchError
@@ -49,6 +50,18 @@ _BUILT_IN = {
         "bench.models.edm2:load_edm2",
         "an NVlabs/edm2 network pickle (--model-path or SPELLBENCH_EDM2_PATH)",
     ),
+    "toy2d": (
+        "bench.models.toy2d:load_toy2d",
+        "2-D class mixture, learned MLP denoiser: guidance trades diversity for quality (CPU)",
+    ),
+    "toy2d-exact": (
+        "bench.models.toy2d:load_toy2d_exact",
+        "2-D class mixture, its exact posterior-mean denoiser",
+    ),
+    "toy2d-weak": (
+        "bench.models.toy2d:load_toy2d_weak",
+        "2-D class mixture, a smaller, shorter-trained MLP (autoguidance's guide)",
+    ),
 }
 for _name, (_target, _description) in _BUILT_IN.items():
     MODELS.register(_name, _target, _description)
@@ -58,8 +71,38 @@ def register_model(name: str, factory: ModelFactory | str, description: str) -> 
     MODELS.register(name, factory, description)
 
 
+# Models whose true distribution is known declare it here (a factory of a GroundTruth,
+# bench/models/ground_truth.py): scoring then adds the exact metrics (metrics/exact.py).
+GROUND_TRUTHS: Registry[Callable[[], object]] = Registry("ground truth", direct_imports=False)
+for _name in ("toy2d", "toy2d-exact", "toy2d-weak"):
+    GROUND_TRUTHS.register(_name, "bench.models.toy2d:toy2d_ground_truth")
+GROUND_TRUTHS.register("digits-gmm", "bench.models.ground_truth:digits_gmm_ground_truth")
+
+
+def ground_truth(model: str):
+    """The model's true distribution (a GroundTruth), or None when it is not known."""
+    return GROUND_TRUTHS.get(model)() if model in GROUND_TRUTHS else None
+
+
+def _check_arguments(name: str, factory: ModelFactory, kwargs: dict) -> None:
+    """A factory takes the keywords a run passes (`os:getcwd` does not)."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # some builtins have none; the call decides
+        return
+    try:
+        signature.bind(**kwargs)
+    except TypeError as err:
+        raise BenchError(
+            f"model {name!r} is not a model factory: it cannot be called with "
+            f"{', '.join(f'{k}=' for k in kwargs)} ({err})"
+        ) from err
+
+
 def load_model(name: str, **kwargs) -> ModelAdapter:
-    adapter = MODELS.get(name)(**kwargs)
+    factory = MODELS.get(name)
+    _check_arguments(name, factory, kwargs)
+    adapter = factory(**kwargs)
     if not isinstance(adapter, ModelAdapter):
         raise BenchError(
             f"model {name!r} did not return a ModelAdapter: got {type(adapter).__name__}"

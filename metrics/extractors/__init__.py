@@ -1,6 +1,7 @@
 """Feature extractors by name (`get_extractor`): digits, pixels, inception, dinov2, clip,
-and plugins of the entry-point group `spellbench.extractors`. A factory is called as
-`factory(weights_dir=..., device=..., **options)` and returns a FeatureExtractor."""
+toy2d (the points of the 2-D testbed), and plugins of the entry-point group
+`spellbench.extractors`. A factory is called as `factory(weights_dir=..., device=...,
+**options)` and returns a FeatureExtractor."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ for _name, _target in {
     "inception": "metrics.extractors.inception:inception_extractor",
     "dinov2": "metrics.extractors.dinov2:dinov2_extractor",
     "clip": "metrics.extractors.clip:clip_extractor",
+    "toy2d": "metrics.extractors.points:point_extractor",
 }.items():
     EXTRACTORS.register(_name, _target)
 
