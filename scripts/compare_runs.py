@@ -10,7 +10,6 @@ byte-identical; metrics.json is also compared as data with the keys given by
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
