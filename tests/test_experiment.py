@@ -299,3 +299,197 @@ def test_claims_name_the_method_of_the_file(done):
 def test_the_default_config_keeps_its_old_name(tmp_path):
     text = TINY.replace('name = "tiny"', 'name = "tiny"\nspell_default = "spell-r1-l1.6"')
     assert load_experiment(_write(tmp_path, text)).spec.experiment.default == "spell-r1-l1.6"
+
+
+# --- paired tests over seeds --------------------------------------------------------
+
+
+def test_sign_test_matches_hand_computed_binomial_tails():
+    from bench.experiment.stats import sign_test_p
+
+    # n = 10, 9 up: P(X <= 1) = (1 + 10) / 1024, two-sided doubles it
+    assert sign_test_p(9, 1) == pytest.approx(22 / 1024)
+    assert sign_test_p(1, 9) == pytest.approx(22 / 1024)
+    # n = 4, all up: 2 * 1/16
+    assert sign_test_p(4, 0) == pytest.approx(0.125)
+    # n = 20, 15 up: 2 * (1 + 20 + 190 + 1140 + 4845 + 15504) / 2^20
+    assert sign_test_p(15, 5) == pytest.approx(2 * 21700 / 2**20)
+    assert sign_test_p(15, 5) < 0.05 < sign_test_p(14, 6)
+    # balanced, or nothing left after the ties: p = 1 (capped)
+    assert sign_test_p(5, 5) == 1.0 and sign_test_p(0, 0) == 1.0
+    # ties are dropped: 3 up, 1 down, 1 tie is n = 4, P(X <= 1) = 5/16
+    result = paired([(0.0, 1.0), (0.0, 2.0), (1.0, 1.0), (0.0, -1.0), (0.0, 3.0)]).sign_test()
+    assert (result.p, result.side, result.n) == (pytest.approx(0.625), 1, 4)
+    assert result.supports(higher=True, alpha=0.7) and not result.supports(False, 0.7)
+    assert not result.supports(higher=True, alpha=0.05)
+
+
+def test_paired_bootstrap_of_the_mean_difference():
+    pair = paired([(0.0, d) for d in (0.5, 1.0, 1.5, 2.0, 2.5)])
+    result = pair.bootstrap(resamples=999, seed=0)
+    # every resampled mean is > 0: p = 2 * 1 / (B + 1)
+    assert result.p == pytest.approx(2 / 1000) and result.side == 1
+    low, high = result.interval
+    assert 0.5 <= low < 1.5 < high <= 2.5
+    assert pair.bootstrap(resamples=999, seed=0) == result  # seeded
+    symmetric = paired([(0.0, d) for d in (-2.0, -1.0, 1.0, 2.0)]).bootstrap(999, seed=0)
+    assert symmetric.p > 0.5 and symmetric.side == 0
+
+
+def _claims(page: Path) -> dict[str, dict]:
+    summary = json.loads((page.with_suffix("") / "results.json").read_text())
+    return {c["key"]: c for c in summary["claims"]}
+
+
+def test_digits_verdicts_compare_seed_means_without_significance(done):
+    """Without [claims] significance the verdicts are today's: seed means and
+    thresholds, no p-values on the page."""
+    root, page, _ = done
+    text = page.read_text()
+    assert "sign test" not in text and "p (two-sided)" not in text and " p = " not in text
+    assert "comparisons of the seed means" in text
+    summary = json.loads((page.parent / "results-tiny" / "results.json").read_text())
+    cfg, claims = summary["configs"], _claims(page)
+
+    def mean(mid: str, key: str) -> float:
+        return cfg[mid]["metrics"][key]["mean"]
+
+    lo, hi = "spell-r1-l1.6", "spell-r2-l1.6"
+    expected = mean(hi, "vendi") > mean(lo, "vendi") and mean(hi, "precision") <= mean(
+        lo, "precision"
+    )
+    assert claims["figure3"]["holds"] == expected
+    from reports.pareto import dominates
+
+    for x, y in (("precision", "recall"), ("density", "coverage")):
+        front = next(
+            f for f in claims["figure4"]["text"].split("; ") if "vs" in f and x in f.lower()
+        )
+        spell = [m for m in cfg if m.startswith("spell")]
+        undominated = sum(
+            not dominates(
+                (mean("none", x), mean("none", y)), (mean(s, x), mean(s, y)), (True, True)
+            )
+            for s in spell
+        )
+        assert f"{undominated}/{len(spell)} SPELL points undominated" in front
+
+
+def test_significance_makes_every_comparison_a_sign_test(done):
+    """The same digits runs with `significance`: with 2 seeds the sign test's smallest
+    p-value is 0.5, so no comparison can hold; the page shows the p-values."""
+    root, _, _ = done
+    text = TINY.replace("[run]", "[claims]\nsignificance = 0.05\n\n[run]")
+    text = text.replace("results-tiny.md", "results-signed.md")
+    (root / "signed.toml").write_text(text)
+    messages: list[str] = []
+    page = run_experiment(root / "signed.toml", log=messages.append)
+    assert sum("complete, skipped" in m for m in messages) == 4  # the same runs
+    claims = _claims(page)
+    for key in ("table1", "figure3", "table2", "table5"):
+        assert claims[key]["holds"] is False, key
+        assert "exact sign test p = " in claims[key]["text"]
+    header, rows = _table_rows(_section(page.read_text(), "Table 1"))
+    p_row = next(r for r in rows if r[0] == "p (two-sided)")
+    assert p_row[1] == "exact sign test"
+    assert all(float(v) >= 0.5 for v in p_row[2:])
+
+
+TOY = """
+[experiment]
+name = "toy"
+seeds = [0, 1, 2]
+out = "runs"
+results = "docs/results-toy.md"
+default = "spell-r0.05-l1.6"
+run_reports = "first"
+metrics = ["exact_log_density", "exact_precision", "mode_coverage", "exact_recall"]
+
+[claims]
+significance = 0.05
+diversity = ["mode_coverage", "exact_recall"]
+quality = "exact_precision"
+context = ["exact_log_density"]
+sweep_diversity = "mode_coverage"
+fronts = [["exact_log_density", "mode_coverage"], ["exact_precision", "exact_recall"]]
+
+[protection]
+images = "toy2d-train"
+count = 8
+radius = 0.02
+[protection.spell]
+radius = 0.02
+intra_batch = false
+inter_batch = false
+
+[run]
+model = "toy2d"
+methods = ["none", "spell", "cfg"]
+prompts = 2
+samples = 8
+batch_size = 4
+steps = 8
+threads = 1
+
+[method.spell]
+radius = [0.02, 0.05]
+overcompensation = 1.6
+
+[method.cfg]
+weight = 1.0
+"""
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("toy")
+    page = run_experiment(_write(root, TOY), log=lambda _: None)
+    return root, page
+
+
+def test_toy2d_experiment_decides_with_the_sign_test(toy):
+    from bench.experiment.stats import sign_test_p
+
+    root, page = toy
+    text = page.read_text()
+    for title in ("Claims", "Table 1", "Figure 3", "Figure 4", "Figure 5", "Table 2", "Table 5"):
+        assert f"## {title}" in text
+    claims = _claims(page)
+    assert set(claims) == set(CLAIMS)
+    # Table 1's p-values are the sign test of the per-seed metrics.json values
+    header, rows = _table_rows(_section(text, "Table 1"))
+    assert header[2:] == [
+        "Exact log-density ↑",
+        "exact precision ↑",
+        "Mode coverage ↑",
+        "exact recall ↑",
+    ]
+    p_row = next(r for r in rows if r[0] == "p (two-sided)")
+    for column, key in (("exact recall ↑", "exact_recall"), ("Mode coverage ↑", "mode_coverage")):
+        values = [
+            (
+                _seed_metrics(root, f"toy-seed{s}", "none")[key],
+                _seed_metrics(root, f"toy-seed{s}", "spell-r0.05-l1.6")[key],
+            )
+            for s in (0, 1, 2)
+        ]
+        up, down = sum(b > a for a, b in values), sum(b < a for a, b in values)
+        assert float(p_row[header.index(column)]) == pytest.approx(sign_test_p(up, down), abs=1e-3)
+        assert f"exact sign test p = {sign_test_p(up, down):.3g}" in claims["table1"]["text"]
+    # 3 seeds: the smallest two-sided sign-test p is 0.25, so no comparison holds
+    for key in ("table1", "figure3", "table2", "table5"):
+        assert claims[key]["holds"] is False, key
+    assert "the exact two-sided sign test" in "\n".join(_section(text, "Claims"))
+    # Table 2 protects toy2d training points, and the page says so
+    assert "2-D point space" in text and "training point" in text
+    # only the first seed's runs get a per-run report
+    assert (root / "runs" / "toy-seed0" / "report" / "index.html").is_file()
+    assert not (root / "runs" / "toy-seed1" / "report" / "index.html").exists()
+
+
+def test_unknown_claim_keys_are_one_line_errors(toy):
+    root, _ = toy
+    text = TOY.replace('sweep_diversity = "mode_coverage"', 'sweep_diversity = "modes"')
+    text = text.replace("results-toy.md", "results-bad.md")
+    with pytest.raises(BenchError, match=r"\[claims\] names \['modes'\]"):
+        run_experiment(_write(root / "bad", text).rename(root / "bad.toml"), log=lambda _: None)

@@ -4,6 +4,8 @@ and the seed means as a RunData, the input the report's figure builders take."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from bench.errors import BenchError
 from bench.run_dir import RunDir
@@ -50,34 +52,66 @@ class Aggregate:
     def of_method(self, method: str) -> list[MethodConfig]:
         return [c for c in self.configs if c.method == method]
 
-    def means(self) -> RunData:
-        """A RunData whose metrics are the seed means and whose intervals are mean ± std."""
-        results = {}
-        for config in self.configs:
-            metrics, ci = {}, {}
-            for key in self.metric_keys:
-                s = self.metric(config.id, key)
-                if s.mean is None:
-                    continue
-                metrics[key] = s.mean
-                if s.std is not None:
-                    ci[key] = [s.mean - s.std, s.mean + s.std]
-            results[config.id] = {"method_id": config.id, "metrics": metrics, "ci": ci}
-        return RunData(
-            run=RunDir(self.exp.folder),
-            path=self.exp.folder,
-            manifest={},
-            config_text="",
-            configs=list(self.configs),
-            prompt_ids=[],
-            results=results,
-            protocol={},
-        )
+    def means(self, intervals: bool = True) -> RunData:
+        """A RunData of every method-config whose metrics are the seed means (see
+        `mean_result`)."""
+        results = {
+            c.id: mean_result(self.seeds, c.id, self.metric_keys, intervals) for c in self.configs
+        }
+        return means_run(self.exp.folder, self.configs, results)
+
+
+def mean_result(
+    seeds: Seeds, method_id: str, keys: list[str], intervals: bool = True
+) -> dict[str, Any]:
+    """A RunData result of one method-config over the seeds: "metrics" the seed means,
+    "std" their sample std over seeds, and, with `intervals`, "ci" mean ± std (the
+    figures' error bars; the tables show the std, so they take it without)."""
+    metrics, std, ci = {}, {}, {}
+    for key in keys:
+        s = seeds.metric(method_id, key)
+        if s.mean is None:
+            continue
+        metrics[key] = s.mean
+        if s.std is not None:
+            std[key] = s.std
+            if intervals:
+                ci[key] = [s.mean - s.std, s.mean + s.std]
+    return {"method_id": method_id, "metrics": metrics, "ci": ci, "std": std}
+
+
+def means_run(folder: Path, configs: list[MethodConfig], results: dict[str, dict]) -> RunData:
+    """A RunData of seed-mean `results`, the input reports' figures and tables take."""
+    return RunData(
+        run=RunDir(folder),
+        path=folder,
+        manifest={},
+        config_text="",
+        configs=list(configs),
+        prompt_ids=[],
+        results=results,
+        protocol={},
+    )
+
+
+def table_keys(exp: Experiment, found: list[str]) -> list[str]:
+    """The metric keys the tables and figures show: `[experiment] metrics` (in its
+    order), else every key the runs have; each key a claim reads must be among those
+    the runs have."""
+    wanted = exp.spec.experiment.metrics
+    for where, keys in (
+        ("[experiment] metrics", wanted or []),
+        ("[claims]", exp.spec.claims.keys()),
+    ):
+        missing = [k for k in keys if k not in found]
+        if missing:
+            raise BenchError(f"{where} names {missing}, not metrics of the runs: {found}")
+    return list(wanted) if wanted else found
 
 
 def aggregate(exp: Experiment, seeds: Seeds, protect: Seeds) -> Aggregate:
     first = seeds.runs[0].run
-    keys = ordered({k for s in seeds for k in s.run.metric_keys()})
+    keys = table_keys(exp, ordered({k for s in seeds for k in s.run.metric_keys()}))
     defaults = {c.method: c.id for c in default_configs(first)}
     wanted = exp.spec.experiment.default
     ids = {c.id for c in first.configs}

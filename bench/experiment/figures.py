@@ -8,7 +8,6 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from reports.axes import pareto_pairs
 from reports.build import config_colors
 from reports.colors import method_colors, method_markers
 from reports.fronts import pareto_figure
@@ -19,6 +18,7 @@ from reports.style import save_figure, theme
 from reports.traces import TraceStats, trace_stats
 
 from .aggregate import Aggregate, sweep_param
+from .fronts import front_pairs
 from .seeds import SeedRun
 
 
@@ -50,11 +50,13 @@ def sweep_png(agg: Aggregate, means: RunData, colors: dict, folder: Path) -> Pat
     return _save(fig, folder / f"figure3-{method}-{param}")
 
 
-def pareto_pngs(means: RunData, n: int, colors: dict, folder: Path) -> list:
+def pareto_pngs(
+    means: RunData, n: int, colors: dict, folder: Path, pairs: list[tuple[str, str]]
+) -> list:
     """Figure 4: one front per Pareto pair, on the seed means."""
     found = []
     markers = method_markers(list(means.methods()))
-    for x, y in pareto_pairs(means.metric_keys()):
+    for x, y in pairs:
         fig = pareto_figure(means, x, y, colors, markers)
         if fig is not None:
             with theme():
@@ -98,6 +100,6 @@ def draw_figures(agg: Aggregate, folder: Path) -> Figures:
     means = agg.means()
     colors = method_colors(list(means.methods()))
     out = Figures(sweep_png(agg, means, colors, folder))
-    out.pareto = pareto_pngs(means, len(agg.seeds), colors, folder)
+    out.pareto = pareto_pngs(means, len(agg.seeds), colors, folder, front_pairs(agg))
     sparsity_pngs(agg, out, folder)
     return out

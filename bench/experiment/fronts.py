@@ -1,15 +1,17 @@
 """Figure 4's check on the seed means: is each sweep point of the method under test
-undominated by every point of the other methods (reports.pareto decides dominance)?"""
+undominated by every point of the other methods (reports.pareto decides dominance)?
+
+The pairs are `[claims] fronts` (default: reports.axes.pareto_pairs of the metric keys).
+With `[claims] significance`, a point dominates another only when it does in the seed
+means and the paired test over seeds finds it better on both axes (p < significance)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from metrics.catalog import metric_info
 from reports.axes import pareto_pairs
-from reports.pareto import pareto_mask
+from reports.pareto import dominates
 
 from .aggregate import Aggregate
 
@@ -31,11 +33,6 @@ class FrontCheck:
         return self.points > 0 and self.on_front == self.points
 
 
-def dominates(a: Point, b: Point, maximize: tuple[bool, bool]) -> bool:
-    """a dominates b: b is not on the front of {b, a}."""
-    return not pareto_mask(np.array([b, a], dtype=float), maximize)[0]
-
-
 def _points(agg: Aggregate, x: str, y: str) -> dict[str, tuple[str, Point]]:
     found = {}
     for c in agg.configs:
@@ -45,14 +42,30 @@ def _points(agg: Aggregate, x: str, y: str) -> dict[str, tuple[str, Point]]:
     return found
 
 
-def front_check(agg: Aggregate, x: str, y: str) -> FrontCheck:
+def _dominance(agg: Aggregate, x: str, y: str, pts: dict[str, tuple[str, Point]]):
+    """dom(q, p): config q dominates config p (ids) on (x, y)."""
     up = (metric_info(x).higher_is_better, metric_info(y).higher_is_better)
+    c = agg.exp.spec.claims
+
+    def dom(q: str, p: str) -> bool:
+        if not dominates(pts[q][1], pts[p][1], up):
+            return False
+        if c.significance is None:
+            return True
+        tests = (agg.paired(p, q, key).test(c.test) for key in (x, y))
+        return all(t.supports(h, c.significance) for t, h in zip(tests, up, strict=True))
+
+    return dom
+
+
+def front_check(agg: Aggregate, x: str, y: str) -> FrontCheck:
     pts = _points(agg, x, y)
-    tested = {i: p for i, (m, p) in pts.items() if m == agg.exp.method}
-    others = {i: p for i, (m, p) in pts.items() if m != agg.exp.method}
-    baselines = [p for m, p in pts.values() if m not in (agg.exp.method, agg.exp.baseline)]
-    by = {t: [o for o, q in others.items() if dominates(q, p, up)] for t, p in tested.items()}
-    dominated = sum(any(dominates(p, b, up) for p in tested.values()) for b in baselines)
+    dom = _dominance(agg, x, y, pts)
+    tested = [i for i, (m, _) in pts.items() if m == agg.exp.method]
+    others = [i for i, (m, _) in pts.items() if m != agg.exp.method]
+    baselines = [i for i, (m, _) in pts.items() if m not in (agg.exp.method, agg.exp.baseline)]
+    by = {t: [o for o in others if dom(o, t)] for t in tested}
+    dominated = sum(any(dom(t, b) for t in tested) for b in baselines)
     return FrontCheck(
         x,
         y,
@@ -64,6 +77,12 @@ def front_check(agg: Aggregate, x: str, y: str) -> FrontCheck:
     )
 
 
+def front_pairs(agg: Aggregate) -> list[tuple[str, str]]:
+    """Figure 4's (x, y) pairs: `[claims] fronts`, else reports.axes.pareto_pairs."""
+    fronts = agg.exp.spec.claims.fronts
+    return [tuple(p) for p in fronts] if fronts else pareto_pairs(agg.metric_keys)
+
+
 def front_checks(agg: Aggregate) -> list[FrontCheck]:
-    """One check per Pareto pair of Figure 4 (reports.axes.pareto_pairs)."""
-    return [front_check(agg, x, y) for x, y in pareto_pairs(agg.metric_keys)]
+    """One check per Pareto pair of Figure 4."""
+    return [front_check(agg, x, y) for x, y in front_pairs(agg)]

@@ -1,18 +1,10 @@
-"""Markdown pieces of the results page: pipe tables and relative links."""
+"""Markdown pieces of the results page: relative links and images (its tables are
+reports.table_io's)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-
-def pipe_table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    """A GitHub pipe table (`| --- |` rule), then a blank line."""
-
-    def row(cells: list[str]) -> str:
-        return "| " + " | ".join(cells) + " |"
-
-    return [row(headers), row(["---"] * len(headers)), *(row(r) for r in rows), ""]
 
 
 def link(target: Path, page: Path) -> str:

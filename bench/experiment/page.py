@@ -11,16 +11,17 @@ from typing import Any
 from bench.environment import describe_machine
 from bench.run_dir import RunDir
 from metrics.catalog import metric_info
+from reports.table_io import pipe_table, to_pipe_table
 
+from . import tables
 from .aggregate import Aggregate, sweep_param
 from .claims import Claim, verdict
 from .figures import Figures, sparsity_run
 from .fronts import FrontCheck
-from .markdown import image, pipe_table
-from .protection import ProtectionRow, split_name
+from .markdown import image
+from .protection import ProtectionRow, protected_items, split_name
 from .sparsity import MARKERS_T, SparsityStats
-from .stats import EMPTY, fmt, stat
-from .timing import median_time_ratio, pooled_cost, time_ratio
+from .stats import fmt, stat
 
 
 @dataclass
@@ -67,6 +68,14 @@ def _protection_line(p: PageInput) -> list[str]:
     shown = ", ".join(
         f"{k} = {json.dumps(v)}" for k, v in spec.method_params(p.agg.exp.method).items()
     )
+    if spec.points:
+        return [
+            f"- Protection (Table 2): r = {spec.radius:g}, exact nearest neighbour, L2 in the "
+            f"model's {p.agg.shield_dim}-D point space, against {p.agg.shield_count} of the "
+            f"points the toy2d MLP was trained on (`{spec.source}`: a class-balanced subset, "
+            f"seed {spec.subset_seed}, of bench.train_toy2d.training_data with the recipe's "
+            f"size and seed), stored once as a shield set; {p.label} config: {shown}."
+        ]
     where = (
         f"the digits `{spec.split}` split"
         if spec.source == f"digits-{spec.split}"
@@ -98,6 +107,39 @@ def _budget_lines(p: PageInput) -> list[str]:
     ]
 
 
+def metrics_lines(agg: Aggregate, k: Any) -> list[str]:
+    """What the numbers are: the digits scorer's, or the exact metrics of a model whose
+    true distribution is known (metrics.json's protocol "exact")."""
+    exact = agg.seeds.runs[0].run.protocol.get("exact")
+    if not exact:
+        return [
+            f"- Metrics: the run's `bench score` (per-class precision/recall/density/coverage "
+            f"with k = {k}, Vendi on the digits-classifier features, averaged over the "
+            "classes; Fréchet distances over all images; the class score) against the "
+            "held-out 30% of the digits."
+        ]
+    lines = [
+        f"- Metrics: the run's `bench score`, exact against the true distribution "
+        f"(`{exact.get('truth')}`), per class and averaged over the classes: "
+        + "; ".join(f"`{key}`: {text}" for key, text in exact.get("definitions", {}).items())
+        + f". Component of a sample: {exact.get('hit')}. `exact_precision`, "
+        f"`exact_recall`, `exact_density`, `exact_coverage` (k = {k}) and `exact_vendi` are "
+        f"measured against {exact.get('reference')}.",
+    ]
+    return lines + _expectation_line(agg)
+
+
+def _expectation_line(agg: Aggregate) -> list[str]:
+    """The true distribution's own values (i.i.d. expectations), beside the tables."""
+    base = agg.base or next(iter(agg.defaults.values()), None)
+    keys = [k for k in agg.seeds.runs[0].run.metric_keys() if k.endswith("_iid")]
+    keys += [k for k in ("true_mode_entropy",) if k in agg.seeds.runs[0].run.metric_keys()]
+    if base is None or not keys:
+        return []
+    shown = ", ".join(f"`{k}` = {fmt(agg.metric(base, k).mean)}" for k in keys)
+    return [f"- What i.i.d. samples of the true distribution give (expectations): {shown}."]
+
+
 def protocol(p: PageInput) -> list[str]:
     agg = p.agg
     cfg, manifest = _run_settings(agg)
@@ -112,10 +154,7 @@ def protocol(p: PageInput) -> list[str]:
         f"- Seeds: {', '.join(str(s.seed) for s in agg.seeds)} ({p.n} runs, each "
         "with every method-config on the same noise); every number below is the mean ± std "
         "(sample std, ddof = 1) over the seeds unless said otherwise.",
-        f"- Metrics: the run's `bench score` (per-class precision/recall/density/coverage "
-        f"with k = {k}, Vendi on the digits-classifier features, averaged over the classes; "
-        "Fréchet distances over all images; the class score) against the held-out 30% of "
-        "the digits.",
+        *metrics_lines(agg, k),
         "- Method sweeps (`[method.*]` of the experiment file):",
     ]
     for method, params in agg.exp.spec.method.items():
@@ -140,15 +179,37 @@ def header(p: PageInput) -> list[str]:
     ]
 
 
+def _verdict_rule(p: PageInput) -> list[str]:
+    c = p.agg.exp.spec.claims
+    if c.significance is None:
+        return [
+            "Each verdict below is computed from the numbers in the tables that follow "
+            "(comparisons of the seed means; thresholds from `[claims]` of the experiment "
+            "file)."
+        ]
+    test = {
+        "sign": "the exact two-sided sign test (seeds where the two are equal are dropped; "
+        "the count of seeds where b > a among the others is Binomial(n, 1/2) under the "
+        "null; p from math.comb)",
+        "bootstrap": "a paired bootstrap of the mean difference (10,000 resamples of the "
+        "seeds, two-sided percentile p-value)",
+    }[c.test]
+    return [
+        f"Each verdict below is a paired comparison over the {p.n} seeds (every "
+        f"method-config of a seed shares its noise): per seed, the difference between the "
+        f"two method-configs (or between a seed's statistic and the threshold of "
+        f"`[claims]`), tested with {test}. A comparison holds when the seeds lean the right "
+        f"way and p < {c.significance:g}; a claim holds when all of its comparisons do. "
+        "A relative cost of at most c is tested as the tested config against (1 - c) × "
+        "the baseline per seed (non-inferiority); 'within a few %' as the per-seed time "
+        "ratio below 1 + tol and above 1 - tol. The paired mean differences, seed counts "
+        "and p-values are in each line, and Table 1 has a p-value row.",
+    ]
+
+
 def claims_section(p: PageInput) -> list[str]:
     model = _run_settings(p.agg)[0].get("model")
-    out = [
-        f"## Claims of the paper, checked on {model}",
-        "",
-        "Each verdict below is computed from the numbers in the tables that follow "
-        "(comparisons of the seed means; thresholds from `[claims]` of the experiment file).",
-        "",
-    ]
+    out = [f"## Claims of the paper, checked on {model}", "", *_verdict_rule(p), ""]
     out += [f"- {c.title}: {verdict(c.holds)} {c.text}" for c in p.claims]
     return out + [""]
 
@@ -156,23 +217,18 @@ def claims_section(p: PageInput) -> list[str]:
 def table1(p: PageInput) -> list[str]:
     agg, label, base, tested = p.agg, p.label, p.agg.base, p.agg.tested
     out = [f"## Table 1: {agg.exp.baseline} vs {label} (mean ± std over {p.n} seeds)", ""]
-    if not (base and tested):
+    table = tables.defaults(agg)
+    if table is None:
         return out
-    keys, names = agg.metric_keys, ((agg.exp.baseline, base), (label, tested))
-    rows = [[name, f"`{mid}`", *p.cells(mid)] for name, mid in names]
-    diff = [agg.paired(base, tested, k).differences().text() for k in keys]
-    rows.append([f"{label} − {agg.exp.baseline}", "paired", *diff])
-    rows.append(
-        [f"{label} better", "seeds", *("{}/{}".format(*agg.wins(base, tested, k)) for k in keys)]
-    )
-    out += pipe_table(p.headers(["Method", "Config"]), rows)
+    out += [to_pipe_table(table), ""]
     out += ["Per seed (the `metrics.json` of each run):", ""]
+    names = ((agg.exp.baseline, base), (label, tested))
     seed_rows = [
-        [str(s.seed), name, *(fmt(s.metric(mid, k)) for k in keys)]
+        [str(s.seed), name, *(fmt(s.metric(mid, k)) for k in agg.metric_keys)]
         for s in agg.seeds
         for name, mid in names
     ]
-    return out + pipe_table(p.headers(["Seed", "Method"]), seed_rows)
+    return out + [pipe_table(p.headers(["Seed", "Method"]), seed_rows), ""]
 
 
 def figure3(p: PageInput) -> list[str]:
@@ -187,7 +243,7 @@ def figure3(p: PageInput) -> list[str]:
     rows = [[f"{c.params.get(param)}", f"`{c.id}`", *p.cells(c.id)] for c in ordered]
     if agg.base:
         rows.append([agg.exp.baseline, f"`{agg.base}`", *p.cells(agg.base)])
-    return out + pipe_table(p.headers([param.capitalize(), "Config"]), rows)
+    return out + [pipe_table(p.headers([param.capitalize(), "Config"]), rows), ""]
 
 
 def _front_row(f: FrontCheck) -> list[str]:
@@ -216,10 +272,9 @@ def figure4(p: PageInput) -> list[str]:
             f"{label} on or beyond the front",
             f"Dominated {label} points (by)",
         ]
-        out += pipe_table(headers, [_front_row(f) for f in p.fronts])
+        out += [pipe_table(headers, [_front_row(f) for f in p.fronts]), ""]
     out += ["Every sweep point (the data of the fronts; the paper's Table 4):", ""]
-    rows = [[c.method, f"`{c.id}`", *p.cells(c.id)] for c in agg.configs]
-    return out + pipe_table(p.headers(["Method", "Config"]), rows)
+    return out + [to_pipe_table(tables.sweeps(agg)), ""]
 
 
 def _sparsity_rows(sparsity: list[SparsityStats], early_t: float) -> list[list]:
@@ -260,7 +315,8 @@ def figure5(p: PageInput) -> list[str]:
     if p.sparsity:
         rows = _sparsity_rows(p.sparsity, agg.exp.spec.claims.early_t)
         out += [f"`{tested}`, mean ± std over {len(p.sparsity)} seeds, in %:", ""]
-        out += pipe_table(["Statistic", "Value (%)"], [[name, s.text(100)] for name, s in rows])
+        stats = [[name, s.text(100)] for name, s in rows]
+        out += [pipe_table(["Statistic", "Value (%)"], stats), ""]
     return out
 
 
@@ -270,32 +326,19 @@ def table2(p: PageInput) -> list[str]:
     out = [f"## Table 2: protection of the {split} split", ""]
     if not p.protection:
         return out + ["No `[protection]` section in the experiment file.", ""]
+    item, space = protected_items(agg)
     out += [
-        f"Share of final samples within r = {agg.exp.spec.protection.radius:g} (L2, [-1, 1] "
-        f"pixels) of their exact nearest {split} image, mean ± std over {p.n} seeds. The first "
+        f"Share of final samples within r = {agg.exp.spec.protection.radius:g} (L2, {space}) "
+        f"of their exact nearest {split} {item}, mean ± std over {p.n} seeds. The first "
         "two rows come from the main runs, the last from the protection runs (same seeds, "
         f"{label} repelling from the stored {split} split).",
         "",
     ]
-    rows = [
-        [row.label, f"`{row.method_id}`", row.rate.text(100)]
-        + [row.runs.metric(row.method_id, k).text() for k in ("precision", "recall")]
-        + [pooled_cost(row.runs, row.method_id)[0].text()]
-        for row in p.protection
-    ]
-    headers = ["Method", "Config", f"Within r of a {split} image (%) ↓", "Precision ↑"]
-    return out + pipe_table(headers + ["Recall ↑", "Time per image (s) ↓"], rows)
-
-
-def _cost_row(label: str, mid: str, runs, base: str | None) -> list[str]:
-    seconds, nfe = pooled_cost(runs, mid)
-    ratio = time_ratio(runs, mid, base) if base else EMPTY
-    median = median_time_ratio(runs, mid, base) if base else EMPTY
-    return [label, f"`{mid}`", seconds.text(), ratio.text(), median.text(), fmt(nfe)]
+    return out + [to_pipe_table(tables.protection(agg, p.protection)), ""]
 
 
 def table5(p: PageInput) -> list[str]:
-    agg, baseline = p.agg, p.agg.exp.baseline
+    baseline = p.agg.exp.baseline
     out = [
         "## Table 5: generation cost per image",
         "",
@@ -306,24 +349,24 @@ def table5(p: PageInput) -> list[str]:
         "per image.",
         "",
     ]
-    rows = [_cost_row(m, mid, agg.seeds, agg.base) for m, mid in agg.defaults.items()]
-    if p.protection:
-        last = p.protection[-1]
-        base = last.runs.runs[0].config_of(baseline)
-        rows.append(_cost_row(last.label, last.method_id, last.runs, base))
-    headers = ["Method", "Config", "Time per image (s) ↓", f"× {baseline} (means)"]
-    return out + pipe_table(headers + [f"× {baseline} (medians)", "NFE per image"], rows)
+    return out + [to_pipe_table(tables.cost(p.agg, p.protection)), ""]
 
 
 def run_dirs(p: PageInput) -> list[str]:
     runs = [s.path.name for s in [*p.agg.seeds, *p.agg.protect]]
+    index = RunDir(Path("<run>")).report_index.as_posix()
+    first = p.agg.exp.spec.experiment.run_reports == "first"
+    which = (
+        f"The full report of seed {p.agg.exp.seeds[0]}'s runs (every figure, grid and table "
+        f'of one run) is in `{index}` (`run_reports = "first"`: `bench report <run>` draws '
+        "the others'); the runs: "
+        if first
+        else f"Each seed's full report (every figure, grid and table of one run) is in `{index}`: "
+    )
     return [
         "## Run directories",
         "",
-        "Each seed's full report (every figure, grid and table of one run) is in "
-        f"`{RunDir(Path('<run>')).report_index.as_posix()}`: "
-        + ", ".join(f"`{name}`" for name in runs)
-        + f" under `{p.agg.exp.out.name}/`.",
+        which + ", ".join(f"`{name}`" for name in runs) + f" under `{p.agg.exp.out.name}/`.",
         "",
     ]
 

@@ -1,12 +1,18 @@
 """Table 2's protected set: built once with `bench protect build`'s code, and the
 protection rate of every method-config of a seed's runs.
 
+Images (the digits splits, a folder) are encoded by `bench.protect.build_protected_set`.
+On the toy2d models the protected set is points, not images (`images = "toy2d-train"`):
+a seeded, class-balanced subset of `count` of the points the toy2d MLP was trained on
+(bench.train_toy2d.training_data with the recipe's size and seed), stored as they are by
+the same writer (`bench.shields.save_shields`), since rendering them as images and
+encoding them back (`encode`: the spot's centroid) would only approximate them.
+
 The scorer already adds `protection_rate` to the runs whose tested method shields the
 set (metrics.run_protection), measured with that method's shield radius; those numbers
 are read from metrics.json. The main runs shield nothing, and an experiment may ask for
-a rate radius other than the shield radius: for those, `measured_rates` runs the
-scorer's own functions (metrics.protection.protection_rate over the final latents that
-metrics.run_reader reads) with the experiment's radius.
+a rate radius other than the shield radius: for those, the scorer's own
+`metrics.run_protection.rates_against` measures them with the experiment's radius.
 """
 
 from __future__ import annotations
@@ -15,12 +21,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from bench.errors import BenchError
-from bench.shields.store import load_vectors, read_manifest
+from bench.shields.store import read_manifest
+from metrics.run_protection import rates_against
 from reports.rundata import RunData
 
 from .aggregate import Aggregate
-from .schema import Experiment
+from .schema import TOY2D_TRAIN, Experiment
 from .seeds import Seeds
 from .stats import Stat
 
@@ -33,40 +43,60 @@ def shield_dim(path: Path) -> int:
     return int(read_manifest(path)["dim"])
 
 
-def _is_built(path: Path, model: str, source: str) -> bool:
+def _is_built(path: Path, meta: dict) -> bool:
     try:
-        meta = read_manifest(path).get("meta") or {}
+        found = read_manifest(path).get("meta") or {}
     except BenchError:
         return False
-    return meta.get("model") == model and meta.get("source") == source
+    return all(found.get(k) == v for k, v in meta.items())
+
+
+def toy2d_training_points(count: int, seed: int) -> np.ndarray:
+    """`count` of the toy2d training points (count / C per class), chosen with `seed`."""
+    from bench.models.toy2d import NUM_CLASSES
+    from bench.train_toy2d import RECIPES, training_data
+
+    recipe = RECIPES["toy2d"]["training"]
+    points, labels = training_data(recipe["data_size"], recipe["seed"]).tensors
+    rng = np.random.default_rng(seed)
+    per = [count // NUM_CLASSES + (c < count % NUM_CLASSES) for c in range(NUM_CLASSES)]
+    chosen = [
+        rng.choice(np.flatnonzero(labels.numpy() == c), size=n, replace=False)
+        for c, n in enumerate(per)
+    ]
+    return points.numpy()[np.sort(np.concatenate(chosen))]
+
+
+def _build_points(exp: Experiment, path: Path, meta: dict) -> Path:
+    from bench.shields import save_shields
+
+    spec = exp.spec.protection
+    if not exp.seed_config(exp.seeds[0]).run.model.startswith("toy2d"):
+        raise BenchError(f"[protection] images = {TOY2D_TRAIN!r} needs a toy2d model")
+    points = toy2d_training_points(spec.count, spec.subset_seed)
+    return save_shields(path, torch.from_numpy(points).float(), backend="exact", meta=meta)
 
 
 def ensure_shields(exp: Experiment, log: Callable[[str], None]) -> Path:
-    """The protected images as a stored exact shield set, built once per experiment."""
+    """The protected set as a stored exact shield set, built once per experiment."""
     from bench.generate import model_kwargs
     from bench.models.registry import load_model
     from bench.protect import build_protected_set
 
-    assert exp.spec.protection is not None
+    spec = exp.spec.protection
+    assert spec is not None
     config = exp.seed_config(exp.seeds[0])
-    source, path = exp.spec.protection.source, exp.shield_path
-    if _is_built(path, config.run.model, source):
+    path = exp.shield_path
+    meta = {"model": config.run.model, "source": spec.source}
+    if spec.points:
+        meta.update(count=spec.count, subset_seed=spec.subset_seed)
+    if _is_built(path, meta):
         return path
-    log(f"building the protected set {source} in {path}")
+    log(f"building the protected set {spec.source} in {path}")
+    if spec.points:
+        return _build_points(exp, path, meta)
     model = load_model(config.run.model, **model_kwargs(config))
-    return build_protected_set(model, source, path, backend="exact", progress=False)
-
-
-def measured_rates(run: RunData, index: Path, radius: float) -> dict[str, float]:
-    """Method id -> share of its final latents within `radius` of the stored set."""
-    from metrics.protection import protection_rate
-    from metrics.run_reader import method_dirs
-
-    vectors = load_vectors(index).float().numpy()
-    return {
-        m.method_id: protection_rate(m.final_latents(), vectors, radius)
-        for m in method_dirs(run.run)
-    }
+    return build_protected_set(model, spec.source, path, backend="exact", progress=False)
 
 
 def scored_rates(run: RunData, index: Path, radius: float) -> dict[str, float] | None:
@@ -79,12 +109,12 @@ def scored_rates(run: RunData, index: Path, radius: float) -> dict[str, float] |
     return {mid: rate for mid, rate in rates.items() if rate is not None}
 
 
-def rates_against(index: Path, radius: float) -> Callable[[RunData], dict[str, float]]:
+def seed_rates(index: Path, radius: float) -> Callable[[RunData], dict[str, float]]:
     """Per run: the scored rates if they answer the question, else measured ones."""
 
     def rates(run: RunData) -> dict[str, float]:
         found = scored_rates(run, index, radius)
-        return found if found is not None else measured_rates(run, index, radius)
+        return found if found is not None else rates_against(run.run, index, radius)
 
     return rates
 
@@ -118,6 +148,15 @@ def protection_rows(agg: Aggregate) -> list[ProtectionRow]:
     label = f"{agg.exp.label} + {split_name(agg)} split"
     rows.append(ProtectionRow(label, protected_id, agg.protect.rate(protected_id), agg.protect))
     return rows
+
+
+def protected_items(agg: Aggregate) -> tuple[str, str]:
+    """What the protected set holds and the space of its distances, for the page:
+    ("image", "[-1, 1] pixels") or ("point", "2-D points")."""
+    spec = agg.exp.spec.protection
+    if spec is not None and spec.points:
+        return "point", f"{agg.shield_dim}-D points"
+    return "image", "[-1, 1] pixels"
 
 
 def split_name(agg: Aggregate) -> str:

@@ -19,7 +19,7 @@ from .claims import Evidence, make_claims
 from .figures import draw_figures
 from .fronts import front_checks
 from .page import PageInput, render
-from .protection import ensure_shields, protection_rows, rates_against, shield_count, shield_dim
+from .protection import ensure_shields, protection_rows, seed_rates, shield_count, shield_dim
 from .schema import Experiment, load_experiment
 from .seeds import Seeds, load_seed
 from .sparsity import seed_sparsity
@@ -30,12 +30,20 @@ STAGE_LOG = "stages.json"  # in the experiment's own folder: what each invocatio
 Log = Callable[[str], None]
 
 
+def stages_of(exp: Experiment, seed: int) -> tuple[str, ...]:
+    """A seed's stages: all three, or without the per-run report where `run_reports =
+    "first"` keeps it to the first seed's runs (the page reads no report)."""
+    if exp.spec.experiment.run_reports == "first" and seed != exp.seeds[0]:
+        return tuple(s for s in STAGES if s != "report")
+    return STAGES
+
+
 def run_seeds(exp: Experiment, log: Log, force: bool) -> dict[str, dict[str, float]]:
     """Every run of every seed; the seconds of the stages that ran, per run name."""
     ran = {}
     for seed in exp.seeds:
         for config in exp.configs(seed):
-            stages = run_stages(config, log, force=force)
+            stages = run_stages(config, log, force=force, stages=stages_of(exp, seed))
             if stages:
                 ran[config.run.name] = {k: round(v, 3) for k, v in stages.items()}
     return ran
@@ -80,7 +88,7 @@ def wall_times(log: dict[str, Any]) -> dict[str, Any]:
 def load_all(exp: Experiment) -> Aggregate:
     """The scored runs of every seed, with their protection rates, taken together."""
     protection = exp.spec.protection
-    rates = rates_against(exp.shield_path, protection.radius) if protection else None
+    rates = seed_rates(exp.shield_path, protection.radius) if protection else None
     seeds = Seeds([load_seed(s, run_path(exp.seed_config(s)), rates) for s in exp.seeds])
     protect = Seeds(
         [load_seed(s, run_path(exp.protection_config(s)), rates) for s in exp.seeds]

@@ -5,11 +5,14 @@ sections, checked with pydantic, and the per-seed BenchConfigs it stands for.
                   figures (default: the page's path without .md), sparsity_seed,
                   method (the method under test, default "spell"), baseline ("none"),
                   default (its config id in Table 1; `spell_default` is the old name)
+                  metrics (the keys the tables show), run_reports ("all" or "first")
     [protection]  radius (r of the protection rate), split ("train"), images (the
                   protected images: a dataset of `bench protect build` or a folder;
-                  default "digits-<split>"), and [protection.<method>]: the config of
+                  default "digits-<split>"; or "toy2d-train" with count: that many of
+                  the toy2d training points), and [protection.<method>]: the config of
                   the method under test that repels from them
-    [claims]      the thresholds of the verdicts on the paper's claims
+    [claims]      the thresholds of the verdicts on the paper's claims, the metric keys
+                  each claim reads, and the paired test (significance, test)
 
 Relative paths in [experiment] are relative to the experiment file's folder.
 """
@@ -23,8 +26,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bench.config import BenchConfig, _first_error
+from bench.config import BenchConfig, first_error
 from bench.errors import BenchError
+
+from .stats import TestName
 
 
 class ExperimentSection(BaseModel):
@@ -43,6 +48,12 @@ class ExperimentSection(BaseModel):
         None, alias="spell_default", description="the tested method's config id in Table 1"
     )
     sized_for: str | None = Field(None, description="what the reduced protocol was sized for")
+    metrics: list[str] | None = Field(
+        None, min_length=1, description="the metric keys the tables show (default: all)"
+    )
+    run_reports: Literal["all", "first"] = Field(
+        "all", description="per-run HTML reports: every run, or the first seed's runs only"
+    )
 
     @field_validator("seeds")
     @classmethod
@@ -52,6 +63,9 @@ class ExperimentSection(BaseModel):
         return seeds
 
 
+TOY2D_TRAIN = "toy2d-train"
+
+
 class ProtectionSection(BaseModel):
     """Its one sub-table, named after the method under test, is that method's config."""
 
@@ -59,11 +73,32 @@ class ProtectionSection(BaseModel):
 
     split: Literal["train"] = "train"
     radius: float = Field(gt=0, description="r of the protection rate (L2, model space)")
-    images: str | None = Field(None, description="default: digits-<split>")
+    images: str | None = Field(
+        None, description="default: digits-<split>; toy2d-train: the toy2d training points"
+    )
+    count: int | None = Field(
+        None, gt=0, description="toy2d-train: protect a seeded, class-balanced subset of this size"
+    )
+    subset_seed: int = Field(0, description="the seed of that subset")
 
     @property
     def source(self) -> str:
         return self.images or f"digits-{self.split}"
+
+    @property
+    def points(self) -> bool:
+        """The protected set is points of the toy2d training set, not images."""
+        return self.source == TOY2D_TRAIN
+
+    @property
+    def store_name(self) -> str:
+        """The stored shield set's folder name in the experiment's folder."""
+        name = Path(self.source).name
+        return f"{name}-{self.count}-s{self.subset_seed}" if self.points else name
+
+    def check(self) -> None:
+        if self.points != (self.count is not None):
+            raise ValueError(f"[protection] count goes with images = {TOY2D_TRAIN!r}, and only")
 
     def method_params(self, method: str) -> dict[str, Any]:
         extra = dict(self.model_extra or {})
@@ -74,6 +109,10 @@ class ProtectionSection(BaseModel):
 
 
 class ClaimsSection(BaseModel):
+    """The thresholds of the verdicts, the metric keys each claim reads (defaults: the
+    digits experiment's), and the paired test over seeds (`significance`: unset, a
+    verdict compares the seed means, as on the digits page)."""
+
     model_config = ConfigDict(extra="forbid")
 
     precision_cost: float = Field(0.05, ge=0, description="largest 'small' relative drop")
@@ -81,6 +120,26 @@ class ClaimsSection(BaseModel):
     sparse_share: float = Field(0.5, gt=0, le=1, description="max share of corrected steps")
     sparse_ratio: float = Field(0.1, gt=0, description="max median correction/score ratio")
     early_t: float = Field(0.5, gt=0, lt=1, description="'early' means t >= early_t")
+    diversity: list[str] = Field(
+        ["recall", "vendi", "coverage"], min_length=1, description="Table 1's diversity keys"
+    )
+    quality: str = Field("precision", description="the quality key of Tables 1, 2, Figure 3")
+    context: list[str] = Field(
+        default_factory=list, description="keys Table 1's claim reports without deciding on"
+    )
+    sweep_diversity: str = Field("vendi", description="Figure 3's diversity key")
+    fronts: list[tuple[str, str]] | None = Field(
+        None, description="Figure 4's (x, y) pairs (default: reports.axes.pareto_pairs)"
+    )
+    significance: float | None = Field(
+        None, gt=0, lt=1, description="a verdict needs the paired test's p below this"
+    )
+    test: TestName = Field("sign", description="the paired test: sign or bootstrap")
+
+    def keys(self) -> list[str]:
+        """Every metric key a claim reads."""
+        pairs = [k for pair in self.fronts or [] for k in pair]
+        return [*self.diversity, self.quality, *self.context, self.sweep_diversity, *pairs]
 
 
 class ExperimentFile(BaseModel):
@@ -128,7 +187,7 @@ class Experiment:
     @property
     def shield_path(self) -> Path:
         assert self.spec.protection is not None
-        return self.folder / Path(self.spec.protection.source).name
+        return self.folder / self.spec.protection.store_name
 
     def seed_config(self, seed: int) -> BenchConfig:
         return self._config(f"{self.name}-seed{seed}", seed, self.spec.run, self.spec.method)
@@ -156,7 +215,7 @@ class Experiment:
         try:
             return BenchConfig(**data)
         except ValidationError as err:
-            raise BenchError(f"invalid experiment {self.source}: {_first_error(err)}") from err
+            raise BenchError(f"invalid experiment {self.source}: {first_error(err)}") from err
 
 
 def _resolve(base: Path, path: Path) -> Path:
@@ -181,8 +240,9 @@ def read_file(path: Path) -> ExperimentFile:
         spec = ExperimentFile(**data)
         if spec.protection is not None:
             spec.protection.method_params(spec.experiment.method)
+            spec.protection.check()
     except (ValidationError, ValueError) as err:
-        where = _first_error(err) if isinstance(err, ValidationError) else str(err)
+        where = first_error(err) if isinstance(err, ValidationError) else str(err)
         raise BenchError(f"invalid experiment {path}: {where}") from err
     return spec
 

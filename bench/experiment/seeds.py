@@ -35,11 +35,6 @@ class SeedRun:
     def cost(self, method_id: str) -> Cost | None:
         return self.costs.get(method_id)
 
-    def images(self, method_id: str) -> int:
-        """How many images scoring counted for the method-config."""
-        counts = self.run.results.get(method_id, {}).get("counts") or {}
-        return int(counts.get("n_generated") or 0)
-
     def image_times(self, method_id: str) -> np.ndarray:
         """Seconds per image of every image of the method-config, prompt order."""
         found: list[float] = []

@@ -3,7 +3,7 @@ test corrects, from the correction traces (reports.traces)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,12 +30,6 @@ class SparsityStats:
     to_the_end: float
 
 
-def pooled_ratio_quantile(stats: TraceStats, q: float) -> float:
-    """The q-quantile of the correction/score ratio over every corrected step."""
-    pooled = replace(stats, ratio_counts=stats.ratio_counts.sum(axis=0, keepdims=True))
-    return float(pooled.ratio_quantile(q)[0])
-
-
 def _active_at(stats: TraceStats) -> dict[float, float]:
     active = stats.active.astype(float)
     return {
@@ -60,8 +54,8 @@ def sparsity_stats(seed: SeedRun, method_id: str, early_t: float) -> SparsitySta
         corrected_share=float(total / (n * len(stats.t))),
         early_share=float(active[stats.t >= early_t].sum() / total) if total else 0.0,
         active_at=_active_at(stats),
-        median_ratio=pooled_ratio_quantile(stats, 0.5) if total else 0.0,
-        p95_ratio=pooled_ratio_quantile(stats, 0.95) if total else 0.0,
+        median_ratio=stats.pooled_ratio_quantile(0.5) if total else 0.0,
+        p95_ratio=stats.pooled_ratio_quantile(0.95) if total else 0.0,
         max_ratio=float(stats.ratio_max.max()),
         never=stats.never / n,
         ended_by_early=float(ended / n),

@@ -36,6 +36,10 @@ def summary(
         "baseline": agg.exp.baseline,
         "seeds": [s.seed for s in agg.seeds],
         "defaults": agg.defaults,
+        "verdicts": {
+            "significance": agg.exp.spec.claims.significance,
+            "test": agg.exp.spec.claims.test if agg.exp.spec.claims.significance else None,
+        },
         "configs": _configs(agg),
         "protection": {
             row.method_id: {

@@ -14,11 +14,11 @@ def pooled_cost(runs: Seeds, method_id: str) -> tuple[Stat, float | None]:
     image; each seed's (images, mean, std) as its scoring measured them."""
     groups, nfe = [], 0.0
     for s in runs:
-        cost, images = s.cost(method_id), s.images(method_id)
-        if cost is None or cost.seconds_mean is None or not images:
+        cost = s.cost(method_id)
+        if cost is None or cost.seconds_mean is None or not cost.images:
             continue
-        groups.append((images, cost.seconds_mean, cost.seconds_std))
-        nfe += images * (cost.nfe_mean or 0.0)
+        groups.append((cost.images, cost.seconds_mean, cost.seconds_std))
+        nfe += cost.images * (cost.nfe_mean or 0.0)
     seconds = pooled(groups)
     return seconds, (nfe / seconds.n if seconds.n else None)
 
