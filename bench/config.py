@@ -95,6 +95,25 @@ def apply_preset(data: dict[str, Any], preset: str, model: str) -> None:
         data.setdefault("method", {}).setdefault(method, {}).update(params)
 
 
+def apply_model_tables(data: dict[str, Any], model: str, path: Path) -> None:
+    """`[models.<model>.method.<name>]` tables: the method settings of one model (method
+    parameters are scale-dependent: SPELL's radius on toy2d is not the one on digits).
+    The running model's tables update its [method.<name>] tables, key by key; the
+    resolved config (config.toml of the run) holds the result, not the tables."""
+    tables = data.pop("models", {})
+    if not isinstance(tables, dict):
+        raise BenchError(f"invalid config {path}: [models] must hold [models.<model>] tables")
+    for name, table in tables.items():
+        extra = set(table) - {"method"} if isinstance(table, dict) else {"(not a table)"}
+        if extra:
+            raise BenchError(
+                f"invalid config {path}: [models.{name}] takes only method tables, "
+                f"got {sorted(extra)}"
+            )
+    for method, params in tables.get(model, {}).get("method", {}).items():
+        data.setdefault("method", {}).setdefault(method, {}).update(params)
+
+
 def load_config(
     path: Path | None,
     overrides: dict[str, Any] | None = None,
@@ -115,9 +134,12 @@ def load_config(
         raise BenchError(f"config file {path} not found")
     data["run"] = dict(data.get("run", {}))
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    model = flags.get("model", data["run"].get("model", "digits"))
     if preset is not None:
-        apply_preset(data, preset, flags.get("model", data["run"].get("model", "digits")))
+        apply_preset(data, preset, model)
     data["run"].update(flags)
+    data["run"].setdefault("name", model.replace(":", "-").replace(".", "-"))
+    apply_model_tables(data, model, path)
     for method, params in (method_flags or {}).items():
         given = {
             k: str(v) if isinstance(v, Path) else v for k, v in params.items() if v is not None

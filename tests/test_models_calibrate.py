@@ -49,7 +49,7 @@ def test_paper_presets_follow_appendix_d():
     assert paper_preset("sd3")["steps"] == 28
     assert paper_preset("edm2")["guidance"] == 1.2
     assert paper_preset("mdt")["batch_size"] == 2
-    ldm["spell"]["radius"] = 1.0
+    ldm["methods"]["spell"]["radius"] = 1.0
     assert paper_preset("ldm")["methods"]["spell"]["radius"] == 20.0
     with pytest.raises(BenchError, match="sd15"):
         paper_preset("sd15")
