@@ -26,8 +26,10 @@ import numpy as np
 from bench.models.ground_truth import GroundTruth, Mixture
 from bench.seeding import derive_seed
 from metrics.prdc import DEFAULT_K, compute_prdc
+from metrics.prdc import SPECS as PRDC_SPECS
 from metrics.spec import MetricSpec
 from metrics.values import Undefined
+from metrics.vendi import SPEC as VENDI_SPEC
 from metrics.vendi import vendi_from_kernel, vendi_score
 
 REFERENCE_FACTOR = 10
@@ -91,6 +93,40 @@ SPECS = (
         "mean over full batches of the number of distinct components hit",
     ),
 )
+
+
+def _against_exact(spec: MetricSpec) -> MetricSpec:
+    return MetricSpec(
+        f"exact_{spec.key}",
+        f"Exact {spec.name[0].lower()}{spec.name[1:]}",
+        spec.unit,
+        spec.higher_is_better,
+        f"{spec.definition}; the points as features, against {REFERENCE_FACTOR} x the "
+        "generated count of exact samples",
+    )
+
+
+def _iid(spec: MetricSpec) -> MetricSpec:
+    return MetricSpec(
+        f"{spec.key}_iid",
+        f"{spec.name} (i.i.d.)",
+        spec.unit,
+        spec.higher_is_better,
+        f"expectation of {spec.key} for as many i.i.d. samples of the true distribution",
+    )
+
+
+_BY_KEY = {spec.key: spec for spec in SPECS}
+SPECS = (
+    *SPECS,
+    *(_against_exact(spec) for spec in (*PRDC_SPECS, VENDI_SPEC)),
+    *(_iid(_BY_KEY[k]) for k in ("mode_coverage", "mode_coverage_weighted")),
+    _iid(_BY_KEY["distinct_modes_per_batch"]),
+    MetricSpec(
+        "true_mode_entropy", "True mode entropy", "nats", True,
+        "entropy of the true component weights pi, what mode_entropy is read against",
+    ),
+)  # fmt: skip
 
 
 def _mixture(truth: GroundTruth | Mixture, label: int | None) -> Mixture:
