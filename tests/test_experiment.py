@@ -460,12 +460,12 @@ def test_toy2d_experiment_decides_with_the_sign_test(toy):
     header, rows = _table_rows(_section(text, "Table 1"))
     assert header[2:] == [
         "Exact log-density ↑",
-        "exact precision ↑",
+        "Exact precision ↑",
         "Mode coverage ↑",
-        "exact recall ↑",
+        "Exact recall ↑",
     ]
     p_row = next(r for r in rows if r[0] == "p (two-sided)")
-    for column, key in (("exact recall ↑", "exact_recall"), ("Mode coverage ↑", "mode_coverage")):
+    for column, key in (("Exact recall ↑", "exact_recall"), ("Mode coverage ↑", "mode_coverage")):
         values = [
             (
                 _seed_metrics(root, f"toy-seed{s}", "none")[key],
