@@ -68,9 +68,8 @@ def test_sampler_sees_the_same_condition_as_a_standalone_call(random_digits, mon
         return out
 
     monkeypatch.setattr(CADS, "condition", spy)
-    generate_prompt(
-        random_digits, method, random_digits.prompts()[0], 2, 2, 1, SamplingSettings(2.0, 6)
-    )
+    generate_prompt(random_digits, method, random_digits.prompts()[0], 2, 2, 1,
+                    SamplingSettings(2.0, 6))
     clean = seen[0][1]
     for step, cond, out, ctx in seen:
         assert torch.equal(cond, clean)  # never the previous step's noisy embedding

@@ -7,9 +7,8 @@ from methods.registry import expand
 
 
 def _run(model, method, guidance, steps=4):
-    return generate_prompt(
-        model, method, model.prompts()[5], 2, 2, 0, SamplingSettings(guidance, steps)
-    )
+    return generate_prompt(model, method, model.prompts()[5], 2, 2, 0,
+                           SamplingSettings(guidance, steps))
 
 
 def test_weight_overrides_the_run_guidance(random_digits):

@@ -7,29 +7,14 @@ import sys
 import time
 from pathlib import Path
 
-SMALL = [
-    "--model",
-    "digits",
-    "--methods",
-    "spell",
-    "--samples",
-    "4",
-    "--batch-size",
-    "2",
-    "--steps",
-    "6",
-    "--threads",
-    "1",
-    "--logger",
-    "none",
-]
+SMALL = ["--model", "digits", "--methods", "spell", "--samples", "4", "--batch-size", "2",
+         "--steps", "6", "--threads", "1", "--logger", "none"]
 
 
 def bench(*args: str, **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [sys.executable, "-m", "bench", *args], capture_output=True, text=True, env=env, **kwargs
-    )
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True,
+                          env=env, **kwargs)
 
 
 def sample_bytes(run: Path) -> dict[str, bytes]:
@@ -39,22 +24,8 @@ def sample_bytes(run: Path) -> dict[str, bytes]:
 def test_two_processes_give_the_bytes_of_one(tmp_path):
     one = bench("generate", *SMALL, "--prompts", "3", "--out", str(tmp_path), "--name", "one")
     assert one.returncode == 0, one.stderr
-    two = bench(
-        "generate",
-        *SMALL,
-        "--prompts",
-        "3",
-        "--out",
-        str(tmp_path),
-        "--name",
-        "two",
-        "--accelerator",
-        "cpu",
-        "--devices",
-        "2",
-        "--strategy",
-        "ddp",
-    )
+    two = bench("generate", *SMALL, "--prompts", "3", "--out", str(tmp_path), "--name", "two",
+                "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp")
     assert two.returncode == 0, two.stderr
     a, b = sample_bytes(tmp_path / "one"), sample_bytes(tmp_path / "two")
     assert len(a) == 6 and a.keys() == b.keys()
@@ -63,11 +34,8 @@ def test_two_processes_give_the_bytes_of_one(tmp_path):
 
 def test_killed_run_resumes_to_identical_bytes(tmp_path):
     args = ["generate", *SMALL, "--prompts", "6", "--out", str(tmp_path)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench", *args, "--name", "killed"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *args, "--name", "killed"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     samples = tmp_path / "killed" / "samples"
     deadline = time.time() + 300
     while len(list(samples.glob("*/*.npz"))) < 3 and time.time() < deadline:

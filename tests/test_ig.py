@@ -34,9 +34,8 @@ def _step_times(model) -> list[float]:
 def test_weight_follows_the_interval_and_nfe_drops(random_digits, monkeypatch):
     seen = _spy_weights(monkeypatch)
     method = expand("ig", {"interval": [0.1, 0.6]})[0]
-    out = generate_prompt(
-        random_digits, method, random_digits.prompts()[1], 2, 2, 3, SamplingSettings(W, STEPS)
-    )
+    out = generate_prompt(random_digits, method, random_digits.prompts()[1], 2, 2, 3,
+                          SamplingSettings(W, STEPS))
     times = _step_times(random_digits)
     expected = [W if 0.1 <= t <= 0.6 else 1.0 for t in times]
     assert seen == expected
@@ -48,9 +47,8 @@ def test_weight_follows_the_interval_and_nfe_drops(random_digits, monkeypatch):
 def test_own_weight_inside_the_interval(random_digits, monkeypatch):
     seen = _spy_weights(monkeypatch)
     method = expand("ig", {"interval": [0.5, 1.0], "weight": 4.0})[0]
-    generate_prompt(
-        random_digits, method, random_digits.prompts()[1], 1, 1, 3, SamplingSettings(W, STEPS)
-    )
+    generate_prompt(random_digits, method, random_digits.prompts()[1], 1, 1, 3,
+                    SamplingSettings(W, STEPS))
     assert seen == [4.0 if t >= 0.5 else 1.0 for t in _step_times(random_digits)]
 
 

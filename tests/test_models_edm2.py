@@ -27,9 +27,8 @@ class GaussianDenoiser(torch.nn.Module):
     def __init__(self, label_dim: int = 3, seed: int = 0) -> None:
         super().__init__()
         self.img_channels, self.img_resolution, self.label_dim = SHAPE[0], SHAPE[1], label_dim
-        means = torch.randn(
-            max(label_dim, 1), int(np.prod(SHAPE)), generator=torch.Generator().manual_seed(seed)
-        )
+        means = torch.randn(max(label_dim, 1), int(np.prod(SHAPE)),
+                            generator=torch.Generator().manual_seed(seed))
         self.register_buffer("means", means)
 
     def forward(self, x, sigma, class_labels=None):
@@ -49,10 +48,8 @@ def karras_sigmas(steps: int, rho: float = 7.0) -> list[float]:
 
 def edm_euler(net, guide, label: int, w: float, steps: int) -> torch.Tensor:
     """EDM's deterministic Euler sampler with EDM2-style guidance, written out."""
-    x = (
-        torch.stack([torch.randn(SHAPE, generator=torch.Generator().manual_seed(s)) for s in SEEDS])
-        * SIGMA_MAX
-    )
+    x = torch.stack([torch.randn(SHAPE, generator=torch.Generator().manual_seed(s))
+                     for s in SEEDS]) * SIGMA_MAX
     labels = torch.nn.functional.one_hot(torch.tensor([label] * len(SEEDS)), 3).float()
     sigmas = karras_sigmas(steps)
     for cur, nxt in zip(sigmas[:-1], sigmas[1:], strict=True):
@@ -111,9 +108,8 @@ def test_pixel_decode_and_a_uint8_decoder():
 @pytest.mark.parametrize("method", sorted(available()))
 def test_every_method_runs_on_the_edm2_adapter(method):
     model = EDM2Adapter(GaussianDenoiser(), guide_net=GaussianDenoiser(label_dim=0, seed=1))
-    out = generate_prompt(
-        model, expand(method)[0], model.prompts()[0], 4, 2, 0, SamplingSettings(1.5, 3)
-    )
+    out = generate_prompt(model, expand(method)[0], model.prompts()[0], 4, 2, 0,
+                          SamplingSettings(1.5, 3))
     assert np.isfinite(out["latents"]).all()
 
 

@@ -108,15 +108,8 @@ def test_unknown_sources_are_one_line_errors(gmm, tmp_path):
 def test_evaluate_protection_reports_every_variant_and_backend(gmm):
     shields = disjoint_training_images(RADIUS)
     report = evaluate_protection(
-        gmm,
-        shields,
-        radius=RADIUS,
-        backends=[BackendSpec("exact"), BackendSpec("faiss-ivf", 1)],
-        prompts=gmm.prompts()[:2],
-        samples_per_prompt=8,
-        steps=6,
-        guidance=1.0,
-        progress=False,
+        gmm, shields, radius=RADIUS, backends=[BackendSpec("exact"), BackendSpec("faiss-ivf", 1)],
+        prompts=gmm.prompts()[:2], samples_per_prompt=8, steps=6, guidance=1.0, progress=False,
     )
     labels = [(r.method, r.backend) for r in report.rows]
     assert labels[0] == ("none", "-") and len(labels) == 5
