@@ -1,22 +1,26 @@
 """The one sampling loop (DESIGN.md, "The sampling core").
 
-Per step, for a batch: method.condition -> method.guidance -> CFG in x0 space
+Per network evaluation, for a batch: method.condition -> method.guidance (both once
+per step, kept for a multi-stage step's later evaluations) -> CFG in x0 space
 (clipped as the scheduler would) -> method.correct -> convert x0' back to the
 network's output type -> the scheduler's own step() with per-sample noise.
+A second-order scheduler (Heun) makes two evaluations per step, each corrected.
 """
 
 from __future__ import annotations
 
 import inspect
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
+from bench.finite import check_finite
 from bench.models.base import ModelAdapter, Prompt, x0_to_output
 from bench.schedules import (
+    call_stage,
     clip_x0,
     initial_sigma,
     noise_level,
@@ -49,16 +53,32 @@ class SamplingSettings:
     scheduler: str = "native"
 
 
-def guided_x0(model, scheduler, step_index, timestep, x_t, cond, uncond, w) -> tuple:
-    """CFG in x0 space, and the network evaluations it took per sample.
+@dataclass(frozen=True)
+class PromptConditions:
+    """A prompt's condition and its guide's condition, computed once per prompt (one row
+    each) and repeated per batch, as the pipelines repeat one prompt's embeddings."""
 
-    The unconditional call is skipped when w == 1."""
+    cond: torch.Tensor
+    guide: torch.Tensor
+
+    @classmethod
+    def of(cls, model: ModelAdapter, prompt: Prompt) -> PromptConditions:
+        with torch.inference_mode():
+            return cls(model.condition([prompt]), model.guide_condition([prompt]))
+
+    def rows(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        def repeat(t: torch.Tensor) -> torch.Tensor:
+            return t.repeat(n, *([1] * (t.dim() - 1)))
+
+        return repeat(self.cond), repeat(self.guide)
+
+
+def guided_x0(model, scheduler, step_index, timestep, x_t, cond, uncond, w) -> tuple:
+    """CFG in x0 space (before any clipping), and the network evaluations it took per
+    sample. The guiding call is skipped when w == 1."""
     if w == 1.0:
         return model.x0(x_t, timestep, cond, scheduler, step_index), 1
-    both = model.x0(
-        torch.cat([x_t, x_t]), timestep, torch.cat([uncond, cond]), scheduler, step_index
-    )
-    x0_u, x0_c = both.chunk(2)
+    x0_u, x0_c = model.x0_pair(x_t, timestep, uncond, cond, scheduler, step_index)
     return x0_u + w * (x0_c - x0_u), 2
 
 
@@ -69,14 +89,71 @@ def step_noise_kwargs(scheduler, gens: list[torch.Generator]) -> dict:
     return {}
 
 
+def step_inputs(scheduler, stepper, x_t, x0_raw, x0_new, alpha, sigma) -> tuple:
+    """(model output, sample) to hand the unclipped `stepper` so that it steps towards
+    x0_new, the clipped and corrected prediction.
+
+    A DDIM-style step also uses the model output itself, not only its x0: with clipping
+    and `use_clipped_model_output` off (the pipelines' default) its direction term keeps
+    the epsilon of the unclipped prediction. There the loop hands the step the sample
+    a x0_new + s eps_dir, which makes the step's own x0 equal x0_new and its epsilon
+    eps_dir, the epsilon of x0_raw moved by the method's correction."""
+    kind = output_type(stepper)
+    keeps_epsilon = "use_clipped_model_output" in inspect.signature(stepper.step).parameters
+    if stepper is scheduler or not keeps_epsilon:
+        return x0_to_output(x0_new, x_t, alpha, sigma, kind), x_t
+    delta = x0_new - clip_x0(scheduler, x0_raw)
+    eps_dir = (x_t - alpha * (x0_raw + delta)) / sigma
+    sample = alpha * x0_new + sigma * eps_dir
+    return x0_to_output(x0_new, sample, alpha, sigma, kind), sample
+
+
+@dataclass
+class Traces:
+    """Per-sample, per-evaluation traces of one batch."""
+
+    t: np.ndarray
+    active: np.ndarray
+    delta: np.ndarray
+    ratio: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int, calls: int) -> Traces:
+        zeros = np.zeros((n, calls), np.float32)
+        return cls(np.zeros(calls, np.float32), zeros.astype(bool), zeros, zeros.copy())
+
+
 def sample_batch(
     model: ModelAdapter,
     method: DiversityMethod,
     prompt: Prompt,
     ctx: BatchContext,
     settings: SamplingSettings,
+    conditions: PromptConditions | None = None,
 ) -> BatchResult:
+    """One batch of one prompt, every network call and method hook under inference mode."""
     start = time.perf_counter()
+    with torch.inference_mode():
+        conditions = conditions or PromptConditions.of(model, prompt)
+        if not ctx.condition_parts:
+            ctx = replace(ctx, condition_parts=model.condition_parts(conditions.cond))
+        x, traces, nfe = _denoise(model, method, prompt, ctx, settings, conditions)
+        images = model.decode(x)
+        method.end_batch(x, ctx)
+    return BatchResult(
+        x0=x,
+        images=images,
+        trace_t=traces.t,
+        trace_active=traces.active,
+        trace_delta_norm=traces.delta,
+        trace_ratio=traces.ratio,
+        nfe=nfe,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _denoise(model, method, prompt, ctx, settings, conditions) -> tuple:
+    """The loop over the scheduler's calls; returns (x0, traces, network calls per sample)."""
     n = len(ctx.seeds)
     gens = generators(ctx.seeds, "cpu")
     # `scheduler` only says how to clip; `stepper` (its unclipped copy) does all the
@@ -84,57 +161,46 @@ def sample_batch(
     scheduler = model.make_scheduler(settings.scheduler)
     stepper = without_clipping(scheduler)
     model.set_timesteps(stepper, settings.steps)
-
     noise_kwargs = step_noise_kwargs(stepper, gens)
-    shape = (n, *model.latent_shape)
-    x = randn_tensor(shape, generator=gens, device=model.device, dtype=model.dtype)
+    x = randn_tensor(
+        (n, *model.latent_shape), generator=gens, device=model.device, dtype=model.dtype
+    )
     x = x * initial_sigma(stepper)
-    cond0 = model.condition([prompt] * n)
-    uncond0 = model.null_condition(n)
-
-    num = len(stepper.timesteps)
-    trace = {k: np.zeros((n, num), np.float32) for k in ("delta", "ratio")}
-    active = np.zeros((n, num), bool)
-    trace_t = np.zeros(num, np.float32)
+    cond0, uncond0 = conditions.rows(n)
+    traces = Traces.empty(n, len(stepper.timesteps))
     nfe = np.zeros(n, np.int64)
-    with torch.no_grad():
-        for i, timestep in enumerate(stepper.timesteps):
-            alpha, sigma = noise_level(stepper, i, timestep)
-            step = Step(i, num, timestep, time_fraction(stepper, i, timestep), alpha, sigma)
-            trace_t[i] = step.t
+    index = -1
+    for i, timestep in enumerate(stepper.timesteps):
+        stage = call_stage(stepper)
+        index += stage == 0
+        alpha, sigma = noise_level(stepper, i, timestep)
+        t = time_fraction(stepper, i, timestep)
+        step = Step(index, settings.steps, timestep, t, alpha, sigma, stage)
+        traces.t[i] = t
+        if stage == 0:
             cond = method.condition(step, cond0, ctx)
             uncond = method.uncondition(step, uncond0, ctx)
             w = method.guidance(step, settings.guidance, ctx)
-            x0_hat, calls = guided_x0(model, stepper, i, timestep, x, cond, uncond, w)
-            nfe += calls
-            x0_hat = clip_x0(scheduler, x0_hat)
-            delta = method.correct(step, x, x0_hat, ctx)
-            if delta is not None:
-                _record(trace, active, i, delta, x0_hat, x, alpha)
-                x0_hat = x0_hat + delta
-            out = x0_to_output(x0_hat, x, alpha, sigma, output_type(stepper))
-            x = stepper.step(out, timestep, x, **noise_kwargs).prev_sample
-        images = model.decode(x)
-    method.end_batch(x, ctx)
-    return BatchResult(
-        x0=x,
-        images=images,
-        trace_t=trace_t,
-        trace_active=active,
-        trace_delta_norm=trace["delta"],
-        trace_ratio=trace["ratio"],
-        nfe=nfe,
-        seconds=time.perf_counter() - start,
-    )
+        x0_raw, calls = guided_x0(model, stepper, i, timestep, x, cond, uncond, w)
+        nfe += calls
+        x0_hat = clip_x0(scheduler, x0_raw)
+        delta = method.correct(step, x, x0_hat, ctx)
+        if delta is not None:
+            _record(traces, i, delta, x0_hat, x, alpha)
+            x0_hat = x0_hat + delta
+        out, sample = step_inputs(scheduler, stepper, x, x0_raw, x0_hat, alpha, sigma)
+        x = stepper.step(out, timestep, sample, **noise_kwargs).prev_sample
+        check_finite(x, method.id, prompt.id, index, settings.steps)
+    return x, traces, nfe
 
 
-def _record(trace, active, i, delta, x0_hat, x_t, alpha) -> None:
+def _record(traces: Traces, i, delta, x0_hat, x_t, alpha) -> None:
     """||delta||, and the correction/score ratio ||alpha delta|| / ||alpha x0_hat - x_t||."""
     d = delta.flatten(1).float().norm(dim=1)
     score = (alpha * x0_hat - x_t).flatten(1).float().norm(dim=1)
-    trace["delta"][:, i] = d.cpu().numpy()
-    trace["ratio"][:, i] = (alpha * d / score.clamp_min(1e-12)).cpu().numpy()
-    active[:, i] = (d > 0).cpu().numpy()
+    traces.delta[:, i] = d.cpu().numpy()
+    traces.ratio[:, i] = (alpha * d / score.clamp_min(1e-12)).cpu().numpy()
+    traces.active[:, i] = (d > 0).cpu().numpy()
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -154,12 +220,14 @@ def generate_prompt(
     """All samples of one prompt, batch after batch in a fixed order (batch b holds
     samples b*B .. b*B+B-1, whatever the method), as arrays ready to save."""
     method.begin_prompt(PromptContext(prompt.id, model.device))
+    conditions = PromptConditions.of(model, prompt)
     parts: list[tuple[list[int], list[int], BatchResult]] = []
     for b, start in enumerate(range(0, num_samples, batch_size)):
         indices = list(range(start, min(start + batch_size, num_samples)))
         seeds = [sample_seed(run_seed, prompt.id, i) for i in indices]
         ctx = BatchContext(prompt.id, b, indices, seeds, model.device)
-        parts.append((indices, seeds, sample_batch(model, method, prompt, ctx, settings)))
+        result = sample_batch(model, method, prompt, ctx, settings, conditions)
+        parts.append((indices, seeds, result))
     return {
         "images": np.concatenate([to_uint8(r.images) for _, _, r in parts]),
         "latents": np.concatenate([r.x0.float().cpu().numpy() for _, _, r in parts]),

@@ -32,7 +32,7 @@ def scale_input(scheduler: SchedulerMixin, x_t: torch.Tensor, timestep) -> torch
 
 
 def family(scheduler: SchedulerMixin) -> str:
-    """"vp", "flow" or "ve" (see the module docstring)."""
+    """ "vp", "flow" or "ve" (see the module docstring)."""
     has_sigmas = hasattr(scheduler, "sigmas")
     has_abar = hasattr(scheduler, "alphas_cumprod")
     if scheduler.config.get("use_flow_sigmas", False):
@@ -51,13 +51,35 @@ def is_flow(scheduler: SchedulerMixin) -> bool:
 
 
 def noise_level(scheduler: SchedulerMixin, step_index: int, timestep) -> tuple[float, float]:
-    """(alpha_t, sigma_t) at this step's starting point."""
+    """(alpha_t, sigma_t) where the network is evaluated at this call.
+
+    A VP scheduler that keeps its own sigmas (DPM-Solver, UniPC, DEIS, ...: sigma is
+    sigma_t / alpha_t there) steps with those, which differ from alphas_cumprod at the
+    rounded timestep on Karras or exponential schedules: they are used whenever present."""
     kind = family(scheduler)
+    if kind == "vp" and hasattr(scheduler, "sigmas"):
+        s = float(scheduler.sigmas[step_index])
+        alpha = (1.0 + s * s) ** -0.5
+        return alpha, s * alpha
     if kind == "vp":
         abar = scheduler.alphas_cumprod[int(timestep)].item()
         return abar**0.5, (1.0 - abar) ** 0.5
     s = float(scheduler.sigmas[step_index])
     return (1.0 - s, s) if kind == "flow" else (1.0, s)
+
+
+def call_stage(scheduler: SchedulerMixin) -> int:
+    """Which evaluation of its step the scheduler's next call is: 0 starts a new step;
+    1, 2, ... are the extra evaluations of a multi-stage step (Heun's correction, PNDM's
+    Runge-Kutta warm-up, PLMS's repeated first step). Read before calling step()."""
+    if hasattr(scheduler, "state_in_first_order"):
+        return 0 if scheduler.state_in_first_order else 1
+    if hasattr(scheduler, "prk_timesteps"):
+        counter = scheduler.counter
+        if not scheduler.config.skip_prk_steps and counter < len(scheduler.prk_timesteps):
+            return counter % 4
+        return 1 if scheduler.config.skip_prk_steps and counter == 1 else 0
+    return 0
 
 
 def time_fraction(scheduler: SchedulerMixin, step_index: int, timestep) -> float:

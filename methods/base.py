@@ -20,10 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 @dataclass(frozen=True)
 class Step:
-    """Where the sampler is: step `index` of `num_steps` at scheduler timestep `timestep`.
+    """Where the sampler is: step `index` of the `num_steps` the user asked for, at
+    scheduler timestep `timestep`.
 
     `t` is the scheduler's own time in [0, 1] (1 = noise); alpha and sigma are the
-    forward-process coefficients of x_t = alpha x0 + sigma eps at this step's start.
+    forward-process coefficients of x_t = alpha x0 + sigma eps where the network is
+    evaluated. `stage` is 0 for a step's first evaluation and 1, 2, ... for the extra
+    evaluations of a multi-stage solver (Heun's correction at the step's end point):
+    the loop asks `condition`, `uncondition` and `guidance` only at stage 0 and keeps
+    their answers for the later stages; `correct` is called at every stage.
     """
 
     index: int
@@ -32,6 +37,7 @@ class Step:
     t: float
     alpha: float
     sigma: float
+    stage: int = 0
 
     @property
     def edm_sigma(self) -> float:
@@ -44,9 +50,21 @@ class Step:
         return 1.0 - self.index / self.num_steps
 
 
+@dataclass(frozen=True)
+class ConditionPart:
+    """One part of a packed condition: elements [start, stop) of each sample's flattened
+    condition tensor (SD3 packs token embeddings and the pooled vector into one)."""
+
+    name: str
+    start: int
+    stop: int
+
+
 @dataclass
 class BatchContext:
-    """What a method may know about the batch being sampled."""
+    """What a method may know about the batch being sampled. `condition_parts` says how
+    the condition splits into parts a method should treat separately (empty: it is one
+    part); elements outside every part (padding) must be left as they are."""
 
     prompt_id: str
     batch_index: int
@@ -54,6 +72,7 @@ class BatchContext:
     seeds: list[int]
     device: torch.device
     extra: dict[str, Any] = field(default_factory=dict)
+    condition_parts: tuple[ConditionPart, ...] = ()
 
     def side_generators(self, stream: str) -> list[torch.Generator]:
         """Per-sample generators for a method's own randomness, independent of the

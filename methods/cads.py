@@ -6,13 +6,16 @@ every step noises the *clean* embedding y (never the previous step's noisy one):
     y_hat = sqrt(gamma) y + s sqrt(1 - gamma) n,   n ~ N(0, I) fresh per step and sample,
 then optionally rescales it back to y's statistics and mixes:
     y_r = (y_hat - mean(y_hat)) / std(y_hat) * std(y) + mean(y),  y' = psi y_r + (1 - psi) y_hat.
-mean and std are scalars over each sample's own embedding tensor (std with Bessel's
-correction, as torch.std in the reference); the reference pools them over the whole batch,
-which would make one sample's condition depend on its batch-mates. Where std(y_hat) is 0
-the rescale is skipped. The noise of step k for sample i comes from its own generator,
-seeded from (sample seed, step k), so it never touches the sampler's noise stream and
-does not depend on what earlier steps drew. Where gamma = 1 the embedding is returned as
-it is. `noise_uncond` also noises the null embedding (as the A1111 reference does).
+mean and std are scalars over each sample's own embedding (std with Bessel's correction,
+as torch.std in the reference), computed separately for each part of a packed condition
+(SD3: the token embeddings and the pooled vector; padding is never noised). This departs
+from the A1111 reference (v0xie/sd-webui-cads), which pools mean and std over the whole
+batch tensor: there one sample's condition would depend on which other samples share its
+batch. Where std(y_hat) is 0 the rescale is skipped. The noise of step k for sample i
+comes from its own generator, seeded from (sample seed, step k), so it never touches the
+sampler's noise stream and does not depend on what earlier steps drew. Where gamma = 1
+the embedding is returned as it is. `noise_uncond` also noises the null embedding (as
+the A1111 reference does).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import torch
 from pydantic import model_validator
 
-from methods.base import BatchContext, DiversityMethod, MethodConfig, Step, param
+from methods.base import BatchContext, ConditionPart, DiversityMethod, MethodConfig, Step, param
 
 
 class CADSConfig(MethodConfig):
@@ -52,6 +55,25 @@ def step_noise(shape: torch.Size, gens: list[torch.Generator], like: torch.Tenso
     return noise.to(like.device, like.dtype)
 
 
+def anneal_parts(
+    y: torch.Tensor,
+    noise: torch.Tensor,
+    g: float,
+    s: float,
+    psi: float,
+    parts: tuple[ConditionPart, ...],
+) -> torch.Tensor:
+    """`anneal` on each part of each sample's flattened condition; the rest is kept."""
+    if not parts:
+        return anneal(y, noise, g, s, psi)
+    flat, noise = y.flatten(1), noise.flatten(1)
+    out = flat.clone()
+    for part in parts:
+        window = slice(part.start, part.stop)
+        out[:, window] = anneal(flat[:, window], noise[:, window], g, s, psi)
+    return out.view_as(y)
+
+
 def anneal(y: torch.Tensor, noise: torch.Tensor, g: float, s: float, psi: float) -> torch.Tensor:
     """y_hat = sqrt(g) y + s sqrt(1 - g) n, rescaled per sample and mixed by psi."""
     y_hat = g**0.5 * y + s * (1.0 - g) ** 0.5 * noise
@@ -75,7 +97,8 @@ class CADS(DiversityMethod):
         if g == 1.0:
             return y
         gens = ctx.side_generators(f"cads/{stream}/{step.index}")
-        return anneal(y, step_noise(y.shape[1:], gens, y), g, c.noise_scale, c.psi)
+        noise = step_noise(y.shape[1:], gens, y)
+        return anneal_parts(y, noise, g, c.noise_scale, c.psi, ctx.condition_parts)
 
     def condition(self, step: Step, cond: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         return self._noised(step, cond, ctx, "cond")

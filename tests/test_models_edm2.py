@@ -40,61 +40,142 @@ class GaussianDenoiser(torch.nn.Module):
         return (DATA_STD**2 * x + s2 * mean.reshape(x.shape)) / (DATA_STD**2 + s2)
 
 
+class TinyEDM2(torch.nn.Module):
+    """A random network shaped like an EDM2 `Precond`: EDM preconditioning around a
+    `unet` whose class embedding is `unet.emb_label(one_hot * sqrt(label_dim))`."""
+
+    def __init__(self, label_dim: int = 3, cemb: int = 8, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.img_channels, self.img_resolution, self.label_dim = SHAPE[0], SHAPE[1], label_dim
+        self.unet = torch.nn.Module()
+        self.unet.emb_label = torch.nn.Linear(label_dim, cemb, bias=False)
+        self.unet.emb_noise = torch.nn.Linear(1, cemb)
+        self.unet.inner = torch.nn.Conv2d(SHAPE[0] + cemb, SHAPE[0], 3, padding=1)
+
+    def forward(self, x, sigma, class_labels=None):
+        sigma = sigma.to(torch.float32).reshape(-1, 1, 1, 1)
+        c_in, c_skip = 1 / (DATA_STD**2 + sigma**2).sqrt(), DATA_STD**2 / (DATA_STD**2 + sigma**2)
+        c_out = sigma * DATA_STD / (sigma**2 + DATA_STD**2).sqrt()
+        emb = self.unet.emb_noise(sigma.log().reshape(-1, 1) / 4)
+        emb = emb + self.unet.emb_label(class_labels * np.sqrt(self.label_dim))
+        planes = emb[:, :, None, None].expand(-1, -1, *SHAPE[1:])
+        f = self.unet.inner(torch.cat([c_in * x, planes], dim=1))
+        return c_skip * x + c_out * f
+
+
 def karras_sigmas(steps: int, rho: float = 7.0) -> list[float]:
     ramp = np.linspace(0, 1, steps)
     lo, hi = SIGMA_MIN ** (1 / rho), SIGMA_MAX ** (1 / rho)
     return [float(s) for s in (hi + ramp * (lo - hi)) ** rho] + [0.0]
 
 
-def edm_euler(net, guide, label: int, w: float, steps: int) -> torch.Tensor:
-    """EDM's deterministic Euler sampler with EDM2-style guidance, written out."""
+def edm_sampler(net, guide, label: int, w: float, steps: int, heun: bool = True):
+    """EDM2's deterministic sampler (S_churn 0) with its guidance D_g + w (D - D_g), the
+    guide given the same labels, written out from the EDM and EDM2 papers: Euler steps,
+    each but the last followed by Heun's correction at the step's end point."""
     x = torch.stack([torch.randn(SHAPE, generator=torch.Generator().manual_seed(s))
                      for s in SEEDS]) * SIGMA_MAX
     labels = torch.nn.functional.one_hot(torch.tensor([label] * len(SEEDS)), 3).float()
-    sigmas = karras_sigmas(steps)
-    for cur, nxt in zip(sigmas[:-1], sigmas[1:], strict=True):
-        s = torch.full((len(SEEDS),), cur)
+
+    def denoise(x, sigma):
+        s = torch.full((len(SEEDS),), sigma)
         d = net(x, s, labels)
-        if w != 1.0:
-            d_ref = guide(x, s, torch.zeros_like(labels) if guide is net else None)
-            d = d_ref + w * (d - d_ref)
-        x = x + (nxt - cur) * (x - d) / cur
+        if w == 1.0:
+            return d
+        d_ref = guide(x, s, torch.zeros_like(labels) if guide is net else labels)
+        return d_ref + w * (d - d_ref)
+
+    sigmas = karras_sigmas(steps)
+    for i, (cur, nxt) in enumerate(zip(sigmas[:-1], sigmas[1:], strict=True)):
+        d_cur = (x - denoise(x, cur)) / cur
+        x_next = x + (nxt - cur) * d_cur
+        if heun and i < steps - 1:
+            d_prime = (x_next - denoise(x_next, nxt)) / nxt
+            x_next = x + (nxt - cur) * (0.5 * d_cur + 0.5 * d_prime)
+        x = x_next
     return x
 
 
-def run(model, w: float, steps: int, method: str = "none", params=None):
+def run(model, w: float, steps: int, method: str = "none", params=None, scheduler="native"):
     prompt = model.prompts()[1]
     ctx = BatchContext(prompt.id, 0, [0, 1, 2], SEEDS, model.device)
-    return sample_batch(model, expand(method, params)[0], prompt, ctx, SamplingSettings(w, steps))
+    settings = SamplingSettings(w, steps, scheduler)
+    return sample_batch(model, expand(method, params)[0], prompt, ctx, settings)
 
 
-def test_edm_scheduler_is_variance_exploding_with_a_karras_ramp():
+def test_edm_scheduler_is_heun_on_a_karras_ramp():
     model = EDM2Adapter(GaussianDenoiser())
     scheduler = model.make_scheduler()
     model.set_timesteps(scheduler, 8)
     assert family(scheduler) == "ve"
-    np.testing.assert_allclose(scheduler.sigmas.numpy(), karras_sigmas(8), rtol=1e-5)
+    assert len(scheduler.timesteps) == 15  # 8 Euler evaluations, 7 corrections
+    np.testing.assert_allclose(scheduler.sigmas.unique_consecutive().numpy(), karras_sigmas(8),
+                               rtol=1e-5)
     levels = [noise_level(scheduler, i, t) for i, t in enumerate(scheduler.timesteps)]
     assert all(a == 1.0 for a, _ in levels)
-    np.testing.assert_allclose([s for _, s in levels], karras_sigmas(8)[:-1], rtol=1e-5)
     ts = [time_fraction(scheduler, i, t) for i, t in enumerate(scheduler.timesteps)]
-    np.testing.assert_allclose(ts, np.linspace(1, 0, 8), atol=1e-5)
+    np.testing.assert_allclose(ts[::2], np.linspace(1, 0, 8), atol=1e-5)
 
 
 @pytest.mark.parametrize("w", [1.0, 2.0])
-def test_none_reproduces_the_edm_euler_sampler(w):
+@pytest.mark.parametrize("scheduler", ["native", "euler"])
+def test_none_reproduces_the_edm_sampler(w, scheduler):
     net = GaussianDenoiser()
-    ours = run(EDM2Adapter(net), w, 6)
-    torch.testing.assert_close(ours.x0, edm_euler(net, net, 1, w, 6), atol=1e-4, rtol=0)
-    assert (ours.nfe == (6 if w == 1.0 else 12)).all()
+    ours = run(EDM2Adapter(net), w, 6, scheduler=scheduler)
+    heun = scheduler == "native"
+    torch.testing.assert_close(ours.x0, edm_sampler(net, net, 1, w, 6, heun), atol=1e-4, rtol=0)
+    calls = 11 if heun else 6
+    assert (ours.nfe == (calls if w == 1.0 else 2 * calls)).all()
 
 
-def test_a_guide_network_takes_the_null_rows():
+def test_an_edm2_network_reproduces_the_reference_with_its_guide_given_the_labels():
+    net, guide = TinyEDM2(seed=0), TinyEDM2(cemb=6, seed=1)
+    model = EDM2Adapter(net, guide_net=guide)
+    assert model.default_guidance == 1.2 and model.default_steps == 32
+    ours = run(model, 1.5, 6)
+    with torch.no_grad():
+        expected = edm_sampler(net, guide, 1, 1.5, 6)
+    torch.testing.assert_close(ours.x0, expected, atol=1e-4, rtol=1e-5)
+
+
+def test_methods_see_the_class_embedding_of_an_edm2_network():
+    net = TinyEDM2()
+    model = EDM2Adapter(net)
+    prompt = model.prompts()[2]
+    with torch.no_grad():
+        expected = net.unet.emb_label(torch.tensor([[0.0, 0.0, 3**0.5]]))
+    torch.testing.assert_close(model.condition([prompt]), expected)
+    assert torch.equal(model.null_condition(2), torch.zeros(2, 8))
+    guided = EDM2Adapter(net, guide_net=TinyEDM2(cemb=6, seed=1))
+    assert guided.guide_condition([prompt]).shape == (1, 6)
+
+
+def test_cads_noises_the_class_embedding_the_network_receives():
+    net = TinyEDM2()
+    model = EDM2Adapter(net)
+    lookups, received = [], []
+    net.unet.emb_label.register_forward_hook(lambda m, i, o: lookups.append(o))
+    real_call = model._call
+
+    def spy(network, x, sigma, cond):
+        received.append(cond.clone())
+        return real_call(network, x, sigma, cond)
+
+    model._call = spy
+    cads = run(model, 2.0, 4, "cads", {"tau1": 0.0, "tau2": 0.5})
+    # one lookup each for the prompt and the null label, none inside the loop
+    assert len(lookups) == 2 and cads.x0.isfinite().all()
+    first = received[0].chunk(2)[1]  # the conditional rows of step 0 (t = 1: pure noise)
+    assert first.shape == (3, 8) and not torch.allclose(first, lookups[0].expand(3, -1))
+    assert not torch.allclose(cads.x0, run(EDM2Adapter(net), 2.0, 4).x0)
+
+
+def test_a_guide_network_takes_the_guiding_rows():
     net, guide = GaussianDenoiser(), GaussianDenoiser(label_dim=0, seed=1)
     model = EDM2Adapter(net, guide_net=guide)
-    assert model.default_guidance == 1.2
     ours = run(model, 1.5, 6)
-    torch.testing.assert_close(ours.x0, edm_euler(net, guide, 1, 1.5, 6), atol=1e-4, rtol=0)
+    torch.testing.assert_close(ours.x0, edm_sampler(net, guide, 1, 1.5, 6), atol=1e-4, rtol=0)
 
 
 def test_pixel_decode_and_a_uint8_decoder():

@@ -15,6 +15,7 @@ import torch
 from diffusers import SchedulerMixin
 
 from bench.schedules import noise_level, scale_input
+from methods.base import ConditionPart
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,15 @@ class ModelAdapter(ABC):
     def null_condition(self, n: int) -> torch.Tensor:
         """Conditioning tensor of the null prompt, batch of n."""
 
+    def condition_parts(self, cond: torch.Tensor) -> tuple[ConditionPart, ...]:
+        """How a condition tensor of this model splits into parts (empty: one part)."""
+        return ()
+
+    def guide_condition(self, prompts: list[Prompt]) -> torch.Tensor:
+        """The condition of the guiding prediction that CFG pushes away from: the null
+        prompt by default; an autoguided model keeps the prompt's own label."""
+        return self.null_condition(len(prompts))
+
     @abstractmethod
     def predict(
         self, x_t: torch.Tensor, timestep: torch.Tensor, cond: torch.Tensor
@@ -93,6 +103,14 @@ class ModelAdapter(ABC):
         out = self.predict(scale_input(scheduler, x_t, timestep), timestep, cond)
         alpha, sigma = noise_level(scheduler, step_index, timestep)
         return output_to_x0(out, x_t, alpha, sigma, self.prediction_type)
+
+    def x0_pair(self, x_t, timestep, guide, cond, scheduler, step_index) -> tuple:
+        """(x0 of the guiding prediction, x0 of the conditional one), in one network call
+        on the doubled batch (as the pipelines do)."""
+        both = self.x0(
+            torch.cat([x_t, x_t]), timestep, torch.cat([guide, cond]), scheduler, step_index
+        )
+        return both.chunk(2)
 
 
 def output_to_x0(out, x_t, alpha, sigma, prediction_type: str) -> torch.Tensor:

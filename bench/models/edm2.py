@@ -6,12 +6,19 @@ in the variance-exploding form x = x0 + sigma * eps, does its own input/output
 preconditioning and returns the denoised x0. The network code is the user's;
 this adapter only calls it.
 
-Sampling uses diffusers' EulerDiscreteScheduler on the EDM/Karras schedule
-(sigma_min 0.002, sigma_max 80, rho 7, last step to sigma 0) with the
-prediction type "sample", i.e. the deterministic Euler sampler of EDM with
-S_churn = 0. CFG follows EDM2: D = D_guide + w (D - D_guide), where the guiding
-network is a separate (usually unconditional) `guide_net`, or the same network
-given the null label (all-zero one-hot) when there is none.
+Sampling follows EDM2's reference sampler: Heun's second-order method (diffusers'
+HeunDiscreteScheduler, prediction type "sample") on the EDM/Karras schedule
+(sigma_min 0.002, sigma_max 80, rho 7, last step to sigma 0, which is an Euler
+step), S_churn = 0, 32 steps (63 network calls). `--scheduler euler` is the
+first-order sampler. Guidance follows EDM2: D = D_guide + w (D - D_guide), where the
+guiding network `guide_net` (autoguidance's smaller or less-trained model, or an
+unconditional one) receives the same class labels as the main network; without a
+guide the same network is given the null label (all-zero one-hot).
+
+The condition methods see: for an EDM2 network (it has `unet.emb_label`) the class
+embedding emb_label(one-hot * sqrt(label_dim)), which the adapter hands to the network
+in place of its own lookup, so CADS noises what its paper noises; for any other
+callable the one-hot label vector.
 
 Example factory (`bench run --model mypkg.models:edm2_xs`):
 
@@ -26,11 +33,12 @@ from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from diffusers import EulerDiscreteScheduler, SchedulerMixin
+from diffusers import EulerDiscreteScheduler, HeunDiscreteScheduler, SchedulerMixin
 
 from bench.errors import BenchError
 from bench.models.base import ModelAdapter, Prompt
@@ -43,16 +51,53 @@ PATH_VAR = "SPELLBENCH_EDM2_PATH"
 GUIDE_PATH_VAR = "SPELLBENCH_EDM2_GUIDE_PATH"
 
 
-def edm_scheduler(sigma_min: float = SIGMA_MIN, sigma_max: float = SIGMA_MAX) -> SchedulerMixin:
-    """Euler on the Karras schedule (rho 7), stepping towards a given x0."""
-    return EulerDiscreteScheduler(
-        use_karras_sigmas=True,
-        sigma_min=sigma_min,
-        sigma_max=sigma_max,
-        prediction_type="sample",
-        timestep_spacing="linspace",
-        final_sigmas_type="zero",
+def edm_scheduler(
+    sigma_min: float = SIGMA_MIN, sigma_max: float = SIGMA_MAX, kind: str = "heun"
+) -> SchedulerMixin:
+    """Heun (or Euler) on the Karras schedule (rho 7), stepping towards a given x0."""
+    if kind == "euler":
+        return EulerDiscreteScheduler(
+            use_karras_sigmas=True,
+            sigma_min=sigma_min,
+            sigma_max=sigma_max,
+            prediction_type="sample",
+            timestep_spacing="linspace",
+            final_sigmas_type="zero",
+        )
+    heun = HeunDiscreteScheduler(
+        use_karras_sigmas=True, prediction_type="sample", timestep_spacing="linspace"
     )
+    # Heun reads the Karras ramp's ends from these config keys when they exist
+    heun.register_to_config(sigma_min=sigma_min, sigma_max=sigma_max)
+    return heun
+
+
+class _GivenEmbedding(torch.nn.Module):
+    """Stands in for a network's label embedding: returns the vectors it was given."""
+
+    def __init__(self, vectors: torch.Tensor) -> None:
+        super().__init__()
+        self.vectors = vectors
+
+    def forward(self, *_args, **_kwargs) -> torch.Tensor:
+        return self.vectors
+
+
+def label_embedder(net) -> torch.nn.Module | None:
+    """An EDM2 network's class-embedding layer (`unet.emb_label`), if it has one."""
+    return getattr(getattr(net, "unet", None), "emb_label", None)
+
+
+@contextmanager
+def given_embedding(net, vectors: torch.Tensor) -> Iterator[None]:
+    """Within the block, `net` uses `vectors` as its class embedding."""
+    unet = net.unet
+    original = unet.emb_label
+    unet.emb_label = _GivenEmbedding(vectors)
+    try:
+        yield
+    finally:
+        unet.emb_label = original
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -65,16 +110,17 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
 class EDM2Adapter(ModelAdapter):
     """Adapter for a denoiser `net(x, sigma, class_labels) -> x0`.
 
-    The condition is the one-hot class vector (what CADS noises); the null
-    condition is all zeros, and those rows go to `guide_net` when there is one.
-    `decoder` maps the network's space to images (uint8 or [0, 1]); without one
-    the space is pixels in [-1, 1]. Shape and label count default to the EDM2
+    The condition is the class embedding of an EDM2 network, else the one-hot class
+    vector; the null condition is all zeros (EDM2's embedding of the null label is zero).
+    `guide_net` gets the prompt's own label, embedded by its own layer. `decoder` maps
+    the network's space to images (uint8 or [0, 1]); without one the space is pixels
+    in [-1, 1]. Shape and label count default to the EDM2
     attributes `img_channels`, `img_resolution` and `label_dim`.
     """
 
     name = "edm2"
     prediction_type = "sample"
-    default_steps = 50
+    default_steps = 32
 
     def __init__(
         self,
@@ -106,45 +152,68 @@ class EDM2Adapter(ModelAdapter):
         return [Prompt(id=str(c), text=f"class {c}", label=c) for c in range(self.label_dim)]
 
     def make_scheduler(self, kind: str = "native") -> SchedulerMixin:
-        if kind not in ("native", "euler"):
-            raise BenchError(f"unknown scheduler {kind!r} for an EDM2 network: use native (euler)")
-        return edm_scheduler(self.sigma_min, self.sigma_max)
+        if kind not in ("native", "heun", "euler"):
+            message = f"unknown scheduler {kind!r} for an EDM2 network: use heun (native) or euler"
+            raise BenchError(message)
+        return edm_scheduler(self.sigma_min, self.sigma_max, "euler" if kind == "euler" else "heun")
 
     def set_timesteps(self, scheduler: SchedulerMixin, steps: int) -> None:
         scheduler.set_timesteps(steps, device=self.device)
         # sigmas above the VP training range share one clamped timestep: index by position
         scheduler.set_begin_index(0)
 
-    def condition(self, prompts: list[Prompt]) -> torch.Tensor:
-        cond = torch.zeros(len(prompts), max(self.label_dim, 1), device=self.device)
+    def _one_hot(self, prompts: list[Prompt]) -> torch.Tensor:
+        labels = torch.zeros(len(prompts), max(self.label_dim, 1), device=self.device)
         for row, prompt in enumerate(prompts):
             if prompt.label is not None and self.label_dim:
-                cond[row, prompt.label] = 1.0
-        return cond
+                labels[row, prompt.label] = 1.0
+        return labels
+
+    def _embed(self, net, one_hot: torch.Tensor) -> torch.Tensor:
+        """What `net` conditions on: its class embedding (EDM2 scales the one-hot by
+        sqrt(label_dim) first), or the one-hot vector for a network without one."""
+        embedder = label_embedder(net)
+        if embedder is None or not self.label_dim:
+            return one_hot
+        return embedder(one_hot * self.label_dim**0.5).to(self.dtype)
+
+    def condition(self, prompts: list[Prompt]) -> torch.Tensor:
+        return self._embed(self.net, self._one_hot(prompts))
 
     def null_condition(self, n: int) -> torch.Tensor:
-        return torch.zeros(n, max(self.label_dim, 1), device=self.device)
+        return self._embed(self.net, self._one_hot([Prompt("null", "")] * n))
 
-    def x0(self, x_t, timestep, cond, scheduler, step_index):
+    def guide_condition(self, prompts: list[Prompt]) -> torch.Tensor:
+        if self.guide_net is None:
+            return self.null_condition(len(prompts))
+        return self._embed(self.guide_net, self._one_hot(prompts))
+
+    def _sigmas(self, x_t, timestep, scheduler, step_index) -> torch.Tensor:
         scale_input(scheduler, x_t, timestep)  # keeps the scheduler's bookkeeping only
         sigma = float(scheduler.sigmas[step_index])
-        return self.predict(x_t, torch.full((x_t.shape[0],), sigma, device=self.device), cond)
+        return torch.full((x_t.shape[0],), sigma, device=self.device)
+
+    def x0(self, x_t, timestep, cond, scheduler, step_index):
+        return self.predict(x_t, self._sigmas(x_t, timestep, scheduler, step_index), cond)
+
+    def x0_pair(self, x_t, timestep, guide, cond, scheduler, step_index) -> tuple:
+        if self.guide_net is None:
+            return super().x0_pair(x_t, timestep, guide, cond, scheduler, step_index)
+        sigmas = self._sigmas(x_t, timestep, scheduler, step_index)
+        return self._call(self.guide_net, x_t, sigmas, guide), self.predict(x_t, sigmas, cond)
 
     def predict(self, x_t, timestep, cond):
         """`timestep` is sigma here: EDM networks take the noise level itself."""
-        labels = cond if self.label_dim else None
-        if self.guide_net is None:
-            return self._call(self.net, x_t, timestep, labels)
-        null = (cond == 0).all(dim=1)
-        out = torch.empty_like(x_t)
-        for net, rows in ((self.net, ~null), (self.guide_net, null)):
-            if rows.any():
-                part = labels[rows] if labels is not None else None
-                out[rows] = self._call(net, x_t[rows], timestep[rows], part)
-        return out
+        return self._call(self.net, x_t, timestep, cond)
 
-    def _call(self, net, x, sigma, labels) -> torch.Tensor:
-        return net(x, sigma, labels).to(x.dtype)
+    def _call(self, net, x, sigma, cond) -> torch.Tensor:
+        if not self.label_dim:
+            return net(x, sigma, None).to(x.dtype)
+        if label_embedder(net) is None:
+            return net(x, sigma, cond).to(x.dtype)
+        placeholder = torch.zeros(x.shape[0], self.label_dim, device=x.device)
+        with given_embedding(net, cond):
+            return net(x, sigma, placeholder).to(x.dtype)
 
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
         if self.decoder is None:

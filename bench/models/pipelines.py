@@ -104,13 +104,22 @@ def load_pipeline(
     return pipe.to(torch.device(device))
 
 
+def freeze(pipe: DiffusionPipeline) -> DiffusionPipeline:
+    """Every network of the pipeline in eval mode with requires_grad off: nothing here
+    trains, and a text encoder left trainable keeps its graph alive for every prompt."""
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            component.eval().requires_grad_(False)
+    return pipe
+
+
 class PipelineAdapter(ModelAdapter):
     """A ModelAdapter that keeps a diffusers pipeline; subclasses say how to call it."""
 
     scheduler_kinds: ClassVar[dict[str, type[SchedulerMixin]]] = VP_SCHEDULERS
 
     def __init__(self, pipe: DiffusionPipeline) -> None:
-        self.pipe = pipe
+        self.pipe = freeze(pipe)
         net = self.network
         self.device = net.device
         self.dtype = net.dtype

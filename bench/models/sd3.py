@@ -4,7 +4,9 @@ The transformer takes two conditions: the token embeddings (CLIP-L and CLIP-G
 hidden states, padded to the joint width, then T5 tokens or zeros without T5)
 and the pooled CLIP embeddings. Methods see one plain tensor: the pooled vector
 is packed as extra rows at the end of the token sequence (zero-padded to the
-joint width) and split off again in `predict`, so CADS-style noise reaches both.
+joint width) and split off again in `predict`. `condition_parts` names the tokens
+and the pooled vector, so CADS noises and rescales each on its own statistics and
+leaves the padding alone.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from bench.models.pipelines import (
     batch_timestep,
     load_pipeline,
 )
+from methods.base import ConditionPart
 
 WEIGHTS = Weights(
     "sd3",
@@ -64,6 +67,14 @@ class SD3Adapter(TextPipelineAdapter):
     @property
     def network(self) -> torch.nn.Module:
         return self.pipe.transformer
+
+    def condition_parts(self, cond: torch.Tensor) -> tuple[ConditionPart, ...]:
+        width = cond.shape[2]
+        tokens = (cond.shape[1] - pooled_rows(self.pooled_dim, width)) * width
+        return (
+            ConditionPart("tokens", 0, tokens),
+            ConditionPart("pooled", tokens, tokens + self.pooled_dim),
+        )
 
     def _embed(self, texts: list[str]) -> torch.Tensor:
         embeds, _, pooled, _ = self.pipe.encode_prompt(
