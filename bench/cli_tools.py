@@ -28,12 +28,13 @@ def protect_build(
     """Encode images into the model's diffusion space and save them as a protected set."""
     from bench.models.registry import load_model
     from bench.protect import build_protected_set
+    from bench.shields import describe_shields
 
     kwargs = {"device": device} | ({"model_path": model_path} if model_path else {})
     path = build_protected_set(
         load_model(model, **kwargs), images, out, backend=backend, nlist=nlist
     )
-    typer.echo(f"protected set: {path}")
+    typer.echo(describe_shields(path))
 
 
 @protect_app.command("eval")

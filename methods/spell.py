@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from bench.shields import ExactShieldSet, ShieldSet, load_shields, shield_delta
+from bench.shields.repel import repulsion_weight, row_norms
 from methods.base import BatchContext, DiversityMethod, MethodConfig, PromptContext, Step, param
 
 
@@ -26,15 +27,29 @@ class SpellConfig(MethodConfig):
     protect: Path | None = param(None, "static protected set (bench protect build)", id="p")
 
 
+# Bytes of one (rows, B, D) block of pairwise differences in intra_batch_delta.
+DIFF_BYTES = 64 * 2**20
+
+
 def intra_batch_delta(flat: torch.Tensor, radius: float, sequential: bool) -> torch.Tensor:
-    """Sum over b' != b (or b' < b) of the repulsion of x0_b from x0_b'."""
-    dist = torch.cdist(flat, flat)
-    weight = (radius / dist.clamp_min(1e-12) - 1.0).clamp_min(0)
-    weight = torch.where(dist > 0, weight, 0.0)
-    weight.fill_diagonal_(0.0)
-    if sequential:
-        weight = weight.tril(-1)
-    return weight.sum(1, keepdim=True) * flat - weight @ flat
+    """Sum over b' != b (or b' < b) of the repulsion of x0_b from x0_b'.
+
+    Distances and the correction come from the explicit differences x_b - x_b': the
+    expanded forms (cdist's matmul path, sum_b' w x_b - W x) cancel catastrophically
+    when the samples are large and close together, which is when SPELL acts."""
+    n, d = flat.shape
+    out = torch.empty_like(flat)
+    rows = max(1, DIFF_BYTES // (n * d * flat.element_size()))
+    others = torch.arange(n, device=flat.device)
+    for start in range(0, n, rows):
+        block = flat[start : start + rows]
+        diff = block[:, None, :] - flat[None, :, :]
+        weight = repulsion_weight(row_norms(diff), radius)
+        own = others[start : start + len(block), None]
+        weight = weight.masked_fill(others >= own if sequential else others == own, 0.0)
+        weight = weight.to(flat.dtype)
+        out[start : start + len(block)] = torch.bmm(weight[:, None, :], diff)[:, 0]
+    return out
 
 
 class Spell(DiversityMethod):
@@ -53,7 +68,7 @@ class Spell(DiversityMethod):
 
     def correct(self, step: Step, x_t, x0_hat, ctx: BatchContext) -> torch.Tensor:
         c = self.config
-        flat = x0_hat.flatten(1).float()
+        flat = x0_hat.flatten(1).to(torch.promote_types(x0_hat.dtype, torch.float32))
         delta = torch.zeros_like(flat)
         if c.intra_batch and flat.shape[0] > 1:
             delta += intra_batch_delta(flat, c.radius, c.sequential)

@@ -5,7 +5,13 @@ from bench.shields.exact import ExactShieldSet
 from bench.shields.factory import BACKENDS, make_shield_set
 from bench.shields.projected import ProjectedShieldSet
 from bench.shields.repel import repulsion, shield_delta
-from bench.shields.store import ShieldWriter, load_shields, load_vectors, save_shields
+from bench.shields.store import (
+    ShieldWriter,
+    describe_shields,
+    load_shields,
+    load_vectors,
+    save_shields,
+)
 
 __all__ = [
     "BACKENDS",
@@ -14,6 +20,7 @@ __all__ = [
     "ProjectedShieldSet",
     "ShieldSet",
     "ShieldWriter",
+    "describe_shields",
     "load_shields",
     "load_vectors",
     "make_shield_set",

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 
 from bench.shields.base import Neighbours, ShieldSet, check_radius
+from bench.shields.repel import row_norms
 
 CHUNK_BYTES = 256 * 2**20
 STORAGE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -24,6 +25,13 @@ def squared_norms(data: torch.Tensor, chunk: int) -> torch.Tensor:
     for start in range(0, data.shape[0], chunk):
         out[start : start + chunk] = data[start : start + chunk].float().pow(2).sum(1)
     return out
+
+
+def exact_queries(queries: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """Queries flattened to (B, d) for the exact recheck, in at least float32 (a
+    float64 query is compared in float64)."""
+    dtype = torch.promote_types(queries.dtype, torch.float32)
+    return queries.reshape(queries.shape[0], -1).to(device, dtype)
 
 
 def expansion_tolerance(dtype: torch.dtype, dim: int) -> float:
@@ -45,8 +53,8 @@ class ExactShieldSet(ShieldSet):
 
     `dtype` is the storage type: float16 / bfloat16 halve memory and memory traffic
     for large protected sets and the matmul runs in that type; every candidate is
-    then rechecked in float32 against its stored vector, so the answer is exact for
-    the stored vectors.
+    then rechecked from its explicit difference with its stored vector, in float32
+    (float64 for float64 queries), so the answer is exact for the stored vectors.
     """
 
     backend = "exact"
@@ -111,7 +119,8 @@ class ExactShieldSet(ShieldSet):
 
     def within(self, queries: torch.Tensor, radius: float) -> Neighbours:
         check_radius(radius)
-        q = queries.reshape(queries.shape[0], -1).to(self.device, torch.float32)
+        exact = exact_queries(queries, self.device)
+        q = exact.float()
         if len(self) == 0:
             return Neighbours.empty(self.device)
         tol = expansion_tolerance(self.dtype, self.dim)
@@ -127,7 +136,7 @@ class ExactShieldSet(ShieldSet):
             dots = (q_low @ block.T).float() * scale
             rows, cols = torch.nonzero((1.0 - tol) * z_sq - 2.0 * dots < threshold, as_tuple=True)
             if rows.numel():
-                parts.append(_recheck(q, block, rows, cols, start, radius))
+                parts.append(_recheck(exact, block, rows, cols, start, radius))
         return Neighbours.concat(parts, self.device)
 
 
@@ -143,15 +152,16 @@ def recheck(
     radius: float,
     offset: int = 0,
 ) -> Neighbours:
-    """Exact float32 distances of candidate pairs (query row, shield col), a bounded
-    number of pairs at a time; keeps the pairs closer than `radius`."""
-    step = default_chunk(q.shape[1])
+    """Exact distances of candidate pairs (query row, shield col), from their explicit
+    differences in q's dtype (at least float32), a bounded number of pairs at a time;
+    keeps the pairs closer than `radius`. The distances are returned as float32."""
+    step = default_chunk(q.shape[1] * q.element_size() // 4)
     parts = []
     for start in range(0, rows.numel(), step):
         r, c = rows[start : start + step], cols[start : start + step]
-        dist = (q[r] - fetch(c)).norm(dim=1)
+        dist = row_norms(q[r] - fetch(c).to(q.dtype))
         keep = dist < radius
-        parts.append(Neighbours(r[keep], c[keep] + offset, dist[keep]))
+        parts.append(Neighbours(r[keep], c[keep] + offset, dist[keep].float()))
     return Neighbours.concat(parts, q.device)
 
 

@@ -16,7 +16,7 @@ import torch
 
 from bench.errors import BenchError
 from bench.shields.base import IndexedShieldSet, Neighbours, check_radius
-from bench.shields.exact import ExactShieldSet, expansion_tolerance, recheck
+from bench.shields.exact import ExactShieldSet, exact_queries, expansion_tolerance, recheck
 
 TRAIN_POINTS_PER_CELL = 40
 KMEANS_ITERATIONS = 10
@@ -155,7 +155,7 @@ class FaissIVFShieldSet(IndexedShieldSet):
 
     def _recheck(self, queries, rows: np.ndarray, cols: np.ndarray, radius: float) -> Neighbours:
         device = self.store.device
-        q = queries.reshape(queries.shape[0], -1).float().to(device)
+        q = exact_queries(queries, device)
         rows_t = torch.as_tensor(rows, dtype=torch.long, device=device)
         cols_t = torch.as_tensor(cols, dtype=torch.long, device=device)
         return recheck(q, self.store.vectors, rows_t, cols_t, radius)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from bench.shields.base import IndexedShieldSet, Neighbours, check_radius
-from bench.shields.exact import ExactShieldSet, expansion_tolerance, recheck
+from bench.shields.exact import ExactShieldSet, exact_queries, expansion_tolerance, recheck
 
 DEFAULT_RANK = 64
 FIT_ROWS = 20_000
@@ -101,7 +101,7 @@ class ProjectedShieldSet(IndexedShieldSet):
             # The bound is loose for this data and radius: one plain scan is cheaper.
             found = self.store.within(queries, radius)
         else:
-            q = queries.reshape(queries.shape[0], -1).float().to(self.store.device)
+            q = exact_queries(queries, self.store.device)
             where = self.store.device
             found = recheck(q, self.store.vectors, rows.to(where), cols.to(where), radius)
         return Neighbours(*(t.to(self.device) for t in (found.query, found.shield, found.distance)))

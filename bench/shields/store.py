@@ -3,7 +3,9 @@
     INDEX/vectors.bin      (N, d) row-major float32 or float16, raw (memory-mapped on load)
     INDEX/ivf.faiss        the trained, empty faiss IndexIVFFlat (only for faiss-ivf)
     INDEX/ivf_assign.npy   each row's Voronoi cell, so loading skips the assignment
-    INDEX/manifest.json    written last: format, count, dim, dtype, files and sizes
+    INDEX/manifest.json    written last: format, count, dim, dtype, files and sizes, and
+                           `rounding`: the max and mean L2 distance between the stored
+                           rows and the vectors given (nonzero for float16 storage)
 
 Everything is written into a hidden sibling directory and renamed into place only
 after the manifest is written, so an interrupted build never leaves an index at
@@ -71,11 +73,15 @@ class ShieldWriter:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.dtype_name = _dtype_name(dtype)
         self.backend, self.nlist, self.meta = backend, nlist, dict(meta or {})
-        self.tmp = Path(tempfile.mkdtemp(dir=self.out.parent, prefix=f".{self.out.name}.",
-                                         suffix=".partial"))
+        self.tmp = Path(
+            tempfile.mkdtemp(dir=self.out.parent, prefix=f".{self.out.name}.", suffix=".partial")
+        )
         self._file = open(self.tmp / VECTORS, "wb")
         self.count = 0
         self.item_shape: tuple[int, ...] | None = None
+        self.source_dtype: torch.dtype | None = None
+        self._rounding_max = 0.0
+        self._rounding_sum = 0.0
 
     def __enter__(self) -> ShieldWriter:
         return self
@@ -94,9 +100,28 @@ class ShieldWriter:
         elif shape != self.item_shape:
             first = self.item_shape
             raise BenchError(f"vector shape {shape} differs from the first batch's {first}")
-        array = batch.detach().reshape(batch.shape[0], -1).cpu().numpy()
-        self._file.write(np.ascontiguousarray(array, dtype=self.dtype_name).tobytes())
+        source = batch.detach().reshape(batch.shape[0], -1).cpu()
+        with np.errstate(over="ignore"):  # out-of-range values are refused just below
+            stored = np.ascontiguousarray(source.numpy(), dtype=self.dtype_name)
+        self._measure_rounding(source, stored)
+        self._file.write(stored.tobytes())
         self.count += batch.shape[0]
+
+    def _measure_rounding(self, source: torch.Tensor, stored: np.ndarray) -> None:
+        """Track how far storage moves the rows: SPELL keeps outputs at distance >= r
+        from the stored vectors, so >= r - max from the vectors given."""
+        seen = self.source_dtype or source.dtype
+        self.source_dtype = torch.promote_types(seen, source.dtype)
+        if source.dtype == DISK_DTYPES[self.dtype_name]:
+            return
+        error = np.linalg.norm(stored.astype(np.float64) - source.double().numpy(), axis=1)
+        if not np.isfinite(error).all():
+            raise BenchError(
+                f"vectors exceed the {self.dtype_name} range (|x| > "
+                f"{torch.finfo(DISK_DTYPES[self.dtype_name]).max:g}): store them as float32"
+            )
+        self._rounding_max = max(self._rounding_max, float(error.max(initial=0.0)))
+        self._rounding_sum += float(error.sum())
 
     def commit(self) -> Path:
         """Finish the index files, write the manifest last, rename into place."""
@@ -130,6 +155,11 @@ class ShieldWriter:
             "dtype": self.dtype_name,
             "backend": self.backend,
             "meta": self.meta,
+            "rounding": {
+                "source_dtype": str(self.source_dtype).removeprefix("torch."),
+                "max_l2": self._rounding_max,
+                "mean_l2": self._rounding_sum / self.count,
+            },
         }
 
     def _write_ivf(self, manifest: dict[str, Any]) -> dict[str, int]:
@@ -187,6 +217,24 @@ def read_manifest(path: Path) -> dict[str, Any]:
         if not file.is_file() or file.stat().st_size != size:
             raise BenchError(f"{file} is missing or has the wrong size: {rebuild}")
     return manifest
+
+
+def describe_shields(path: Path) -> str:
+    """One line on a stored set: size, storage type and, when storage rounded the
+    vectors, how far (the tolerance on SPELL's distance guarantee)."""
+    manifest = read_manifest(path)
+    line = (
+        f"protected set: {path} ({manifest['count']} vectors of dim {manifest['dim']}, "
+        f"{manifest['dtype']}, {manifest['backend']})"
+    )
+    rounding = manifest.get("rounding") or {}
+    if rounding.get("max_l2"):
+        line += (
+            f"; {manifest['dtype']} rounding moved the {rounding['source_dtype']} vectors by "
+            f"at most {rounding['max_l2']:.3g} L2 (mean {rounding['mean_l2']:.3g}): distances "
+            f"to them differ from those to the stored shields by up to {rounding['max_l2']:.3g}"
+        )
+    return line
 
 
 def _memmap(file: Path, manifest: dict[str, Any]) -> torch.Tensor:
