@@ -24,15 +24,26 @@ def protect_build(
     backend: Annotated[str, _opt("--backend", help="exact or faiss-ivf")] = "exact",
     nlist: Annotated[int | None, _opt("--nlist", help="IVF cells (default sqrt(N))")] = None,
     device: Annotated[str, _opt("--device", help="cpu, cuda ...")] = "cpu",
+    dtype: Annotated[
+        str, _opt("--dtype", help="storage: float32, or float16 (half the disk; rounding printed)")
+    ] = "float32",
 ):
     """Encode images into the model's diffusion space and save them as a protected set."""
     from bench.models.registry import load_model
     from bench.protect import build_protected_set
     from bench.shields import describe_shields
+    from bench.shields.store import DISK_DTYPES
 
+    if dtype not in DISK_DTYPES:
+        raise BenchError(f"unknown --dtype {dtype!r}: use {' or '.join(DISK_DTYPES)}")
     kwargs = {"device": device} | ({"model_path": model_path} if model_path else {})
     path = build_protected_set(
-        load_model(model, **kwargs), images, out, backend=backend, nlist=nlist
+        load_model(model, **kwargs),
+        images,
+        out,
+        backend=backend,
+        nlist=nlist,
+        dtype=DISK_DTYPES[dtype],
     )
     typer.echo(describe_shields(path))
 

@@ -7,7 +7,6 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-import bench.protect
 from bench.cli_tools import protect_app
 from bench.errors import BenchError
 from bench.models.digits_gmm import DigitsGMMAdapter
@@ -72,6 +71,12 @@ def test_summary_line_states_the_tolerance(tmp_path):
     assert "300 vectors of dim 64, float16" in line
 
 
+def test_protect_build_dtype_is_checked():
+    result = CliRunner().invoke(protect_app, ["build", "--images", "x", "--out", "y",
+                                              "--dtype", "float64"])
+    assert result.exit_code != 0 and "float32 or float16" in str(result.exception or result.output)
+
+
 def test_protect_build_prints_the_tolerance_of_a_float16_build(tmp_path, monkeypatch):
     """Images stored as float16: the printed tolerance is the one recomputed from the
     float32 encodings. (The digits splits have 17 grey levels, exact in float16.)"""
@@ -81,18 +86,13 @@ def test_protect_build_prints_the_tolerance_of_a_float16_build(tmp_path, monkeyp
     pixels = np.random.default_rng(0).integers(0, 256, size=(12, 8, 8), dtype=np.uint8)
     for i, image in enumerate(pixels):
         Image.fromarray(image, mode="L").save(folder / f"{i}.png")
-    build = bench.protect.build_protected_set
-
-    def float16_build(*args, **kwargs):
-        return build(*args, dtype=torch.float16, progress=False, **kwargs)
-
-    monkeypatch.setattr(bench.protect, "build_protected_set", float16_build)
     monkeypatch.setattr("bench.models.registry.load_model", lambda name, **kw: gmm)
     out = tmp_path / "index"
-    result = CliRunner().invoke(protect_app, ["build", "--images", str(folder), "--out", str(out)])
+    args = ["build", "--images", str(folder), "--out", str(out), "--dtype", "float16"]
+    result = CliRunner().invoke(protect_app, args)
     assert result.exit_code == 0, result.output
     reference = build_protected_set(gmm, folder, tmp_path / "fp32", progress=False)
     error = rounding_of(load_vectors(reference), out)
     assert 0 < error.max() < 64**0.5 * 2**-12  # half a float16 ulp per value in [-1, 1]
-    assert result.output.strip() == describe_shields(out)
-    assert f"at most {error.max():.3g} L2 (mean {error.mean():.3g})" in result.output
+    assert result.stdout.strip() == describe_shields(out)
+    assert f"at most {error.max():.3g} L2 (mean {error.mean():.3g})" in result.stdout
