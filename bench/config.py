@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bench.errors import BenchError
+from methods.base import first_error
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "bench.toml"
 
@@ -74,12 +75,6 @@ class BenchConfig(BaseModel):
         data["run"].pop("threads")
         data["run"].pop("references")  # read by scoring only: same samples either way
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def first_error(err: ValidationError) -> str:
-    e = err.errors()[0]
-    where = ".".join(str(p) for p in e["loc"])
-    return f"{where}: {e['msg']}"
 
 
 def apply_preset(data: dict[str, Any], preset: str, model: str) -> None:

@@ -10,9 +10,11 @@ import sys
 import typing
 from typing import Any
 
+from pydantic import ValidationError
+
 from bench.errors import BenchError
 from bench.registry import Registry
-from methods.base import DiversityMethod
+from methods.base import DiversityMethod, first_error
 
 ENTRY_POINT_GROUP = "spellbench.methods"
 
@@ -85,9 +87,8 @@ def expand(name: str, params: dict[str, Any] | None = None) -> list[DiversityMet
     for combo in itertools.product(*axes.values()):
         try:
             config = cls.Config(**dict(zip(axes, combo, strict=True)))
-        except Exception as err:  # pydantic ValidationError, flattened to one line
-            first = str(err).splitlines()
-            raise BenchError(f"bad parameters for method {name!r}: {' '.join(first[:3])}") from err
+        except ValidationError as err:
+            raise BenchError(f"bad parameters for method {name!r}: {first_error(err)}") from err
         configs.append(cls(config))
     return configs
 

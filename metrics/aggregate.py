@@ -15,7 +15,8 @@ def mean_over_prompts(
     defined = [v for v in per_prompt.values() if not isinstance(v, Undefined)]
     if not defined:
         reasons = sorted({v.reason for v in per_prompt.values() if isinstance(v, Undefined)})
-        return Undefined("undefined for every prompt: " + "; ".join(reasons) or "no prompts"), None
+        why = "; ".join(reasons) or "no prompts"
+        return Undefined(f"undefined for every prompt: {why}"), None
     note = None
     if len(defined) < len(per_prompt):
         note = f"mean over the {len(defined)} of {len(per_prompt)} prompts where it is defined"

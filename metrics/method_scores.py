@@ -10,13 +10,14 @@ import numpy as np
 from bench.errors import BenchError
 from metrics.aggregate import mean_over_prompts, prompt_ci
 from metrics.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED
+from metrics.exact import SPECS as EXACT_SPECS
 from metrics.exact import exact_scores
 from metrics.frechet import GaussianAccumulator, fd_key
 from metrics.prdc import DEFAULT_K, PRDC_KEYS, compute_prdc
 from metrics.quality import class_scores, clip_scores
 from metrics.run_reader import MethodDir, PromptSamples
 from metrics.spaces import FeatureSpaces, Outputs
-from metrics.values import Undefined
+from metrics.values import NONFINITE, Undefined, all_finite
 from metrics.vendi import vendi_score
 
 PER_PROMPT = ("recall", "precision", "density", "coverage", "vendi")
@@ -40,10 +41,17 @@ class GroundTruthScoring:
     batch_size: int
     seed: int
 
-    def values(self, prompt_id: str, latents: np.ndarray, k: int) -> dict[str, Value]:
+    def values(self, prompt_id: str, latents: np.ndarray | None, k: int) -> dict[str, Value]:
         if not prompt_id.isdigit():
             raise BenchError(f"ground-truth prompt ids are class labels, got {prompt_id!r}")
-        return exact_scores(latents, self.truth, int(prompt_id), self.batch_size, self.seed, k)
+        if latents is None:
+            raise BenchError(f"prompt {prompt_id!r} has no latents: regenerate it")
+        points = latents.reshape(len(latents), -1)
+        return exact_scores(points, self.truth, int(prompt_id), self.batch_size, self.seed, k)
+
+    @staticmethod
+    def keys() -> tuple[str, ...]:
+        return tuple(spec.key for spec in EXACT_SPECS)
 
 
 def score_method(
@@ -59,8 +67,13 @@ def score_method(
     for pid in prompt_ids:
         samples = method.load(pid)
         gen, ref = spaces.generated(method, samples), spaces.reference_outputs(pid)
-        extra = {} if exact is None else exact.values(pid, method.latents(pid), settings.k)
-        tally.add(pid, gen, ref, _quality_scores(spaces, pid, gen), settings.k, extra)
+        latents = samples.arrays.get("latents")
+        reason = nonfinite_reason(gen, ref, latents)
+        if reason is not None:
+            tally.skip(pid, gen, ref, reason, () if exact is None else exact.keys())
+        else:
+            extra = {} if exact is None else exact.values(pid, latents, settings.k)
+            tally.add(pid, gen, ref, _quality_scores(spaces, pid, gen), settings.k, extra)
         cost.add(samples)
     metrics, ci = tally.aggregate(settings)
     frechet = tally.frechet({n: spaces.reference_statistics(n, prompt_ids) for n in names})
@@ -75,6 +88,20 @@ def score_method(
         "cost": cost.summary(),
         "notes": {scope: n for scope, n in tally.notes.items() if n},
     }
+
+
+def nonfinite_reason(
+    gen: dict[str, Outputs], ref: dict[str, Outputs], latents: np.ndarray | None
+) -> str | None:
+    """Why none of a prompt's metrics has a value, if a NaN or inf is in what they are
+    computed from: every extractor's outputs, and the final latents (the ground-truth
+    metrics' features; non-finite latents decode to meaningless uint8 images)."""
+    generated = [a for outputs in gen.values() for a in outputs.values()]
+    if not all_finite(*generated, *([] if latents is None else [latents])):
+        return NONFINITE
+    if not all_finite(*(a for outputs in ref.values() for a in outputs.values())):
+        return "non-finite reference features"
+    return None
 
 
 def _quality_scores(spaces: FeatureSpaces, pid: str, gen: dict[str, Outputs]) -> np.ndarray:
@@ -96,6 +123,7 @@ class _Tally:
         self.notes: dict[str, dict[str, str]] = {"all": {}}
         self.gen = {n: GaussianAccumulator() for n in names}
         self.quality_sum, self.quality_count = 0.0, 0
+        self.nonfinite: dict[str, str] = {}  # prompts left out of every metric, FD included
 
     def add(self, pid: str, gen: dict, ref: dict, quality: np.ndarray, k: int, extra: dict) -> None:
         for n in self.names:
@@ -106,9 +134,20 @@ class _Tally:
         values = _prompt_values(gen[primary]["features"], ref[primary]["features"], k)
         values[self.quality] = float(quality.mean())
         values.update(extra)
+        self._record(pid, gen, ref, values)
+
+    def skip(self, pid: str, gen: dict, ref: dict, reason: str, extra: tuple[str, ...]) -> None:
+        """A prompt whose every metric is undefined: missing from the means, and the
+        running FD sums never see it (the FD itself is then undefined)."""
+        self.nonfinite[pid] = reason
+        undefined = Undefined(reason)
+        self._record(pid, gen, ref, {m: undefined for m in (*PER_PROMPT, self.quality, *extra)})
+
+    def _record(self, pid: str, gen: dict, ref: dict, values: dict[str, Value]) -> None:
         for m, v in values.items():
             self.raw.setdefault(m, {})[pid] = v
         notes = self.notes.setdefault(pid, {})
+        primary = self.names[0]
         self.per_prompt[pid] = {
             "n_generated": len(gen[primary]["features"]),
             "n_reference": len(ref[primary]["features"]),
@@ -119,7 +158,8 @@ class _Tally:
         metrics, ci, notes = {}, {}, self.notes["all"]
         for m, values in self.raw.items():
             mean, note = mean_over_prompts(values)
-            if m == self.quality:  # CLIP-score convention: over all (image, prompt) pairs
+            # CLIP-score convention: over all (image, prompt) pairs
+            if m == self.quality and not isinstance(mean, Undefined):
                 mean = self.quality_sum / self.quality_count
             metrics[m] = _plain(m, mean, notes)
             if note:
@@ -134,8 +174,15 @@ class _Tally:
         out = {}
         for n in self.names:
             key = fd_key(n)
-            out[key] = _plain(key, self.gen[n].frechet(reference[n]), self.notes["all"])
+            value = self._left_out() or self.gen[n].frechet(reference[n])
+            out[key] = _plain(key, value, self.notes["all"])
         return out
+
+    def _left_out(self) -> Undefined | None:
+        if not self.nonfinite:
+            return None
+        reasons = " / ".join(sorted(set(self.nonfinite.values())))
+        return Undefined(f"{reasons} in prompt(s) {', '.join(self.nonfinite)}")
 
     def counts(self) -> dict[str, int]:
         return {

@@ -12,6 +12,7 @@ from bench.run_dir import RunDir
 from bench.shields.store import load_vectors
 from metrics.protection import SPEC, protection_rate
 from metrics.run_reader import MethodDir, method_dirs
+from metrics.values import NONFINITE, Undefined, all_finite, is_defined
 
 
 def protected_set(methods: list[MethodDir]) -> tuple[Path, float] | None:
@@ -22,9 +23,20 @@ def protected_set(methods: list[MethodDir]) -> tuple[Path, float] | None:
     return None
 
 
-def _rates(methods: list[MethodDir], vectors: np.ndarray, radius: float) -> dict[str, float]:
-    """Method id -> share of its final latents within `radius` of `vectors`."""
-    return {m.method_id: protection_rate(m.final_latents(), vectors, radius) for m in methods}
+def _rates(
+    methods: list[MethodDir], vectors: np.ndarray, radius: float
+) -> dict[str, float | Undefined]:
+    """Method id -> share of its final latents within `radius` of `vectors`; undefined
+    when a latent is not finite (it would count as far from every protected vector)."""
+    rates: dict[str, float | Undefined] = {}
+    for m in methods:
+        latents = m.final_latents()
+        rates[m.method_id] = (
+            protection_rate(latents, vectors, radius)
+            if all_finite(latents)
+            else Undefined(NONFINITE)
+        )
+    return rates
 
 
 def _vectors(index: Path) -> np.ndarray:
@@ -34,8 +46,10 @@ def _vectors(index: Path) -> np.ndarray:
 def rates_against(run: RunDir, index: Path, radius: float) -> dict[str, float]:
     """Method id -> share of its final latents within `radius` of the set stored at
     `index`, for every method-config of the run with a complete prompt (any radius,
-    any stored set: the experiment's Table 2 measures the runs that shield nothing)."""
-    return _rates(method_dirs(run), _vectors(index), radius)
+    any stored set: the experiment's Table 2 measures the runs that shield nothing).
+    A method-config with a non-finite latent is left out."""
+    rates = _rates(method_dirs(run), _vectors(index), radius)
+    return {mid: rate for mid, rate in rates.items() if is_defined(rate)}
 
 
 def add_protection(results: list[dict], methods: list[MethodDir]) -> dict | None:
@@ -49,7 +63,10 @@ def add_protection(results: list[dict], methods: list[MethodDir]) -> dict | None
     vectors = _vectors(path)
     rates = _rates(methods, vectors, radius)
     for result, method in zip(results, methods, strict=True):
-        result["metrics"]["protection_rate"] = rates[method.method_id]
+        rate = rates[method.method_id]
+        result["metrics"]["protection_rate"] = rate if is_defined(rate) else None
+        if not is_defined(rate):
+            result.setdefault("notes", {}).setdefault("all", {})["protection_rate"] = rate.reason
     return {
         "index": str(path),
         "radius": radius,

@@ -11,7 +11,7 @@ from bench.errors import BenchError
 from bench.run_dir import RunDir
 from metrics.cache import bytes_digest
 
-_SCORED_ARRAYS = ("images", "nfe", "seconds")
+_SCORED_ARRAYS = ("images", "latents", "nfe", "seconds")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+# The one reason of a metric computed from a NaN or inf (metrics.method_scores decides).
+NONFINITE = "non-finite features"
+
 
 class Undefined:
     """No number for this metric here (e.g. too few samples); `reason` says why.
@@ -28,3 +33,8 @@ class Undefined:
 
 def is_defined(x: object) -> bool:
     return not isinstance(x, Undefined)
+
+
+def all_finite(*arrays: np.ndarray) -> bool:
+    """No NaN or inf in any of the arrays."""
+    return all(bool(np.isfinite(a).all()) for a in arrays)

@@ -39,13 +39,24 @@ class Case:
 
 
 CASES = {
-    "ldm": Case(tiny_ldm, LDMAdapter, vae="vqvae", pipe_kwargs=lambda p: {
-        "prompt": [p.text] * len(SEEDS), "height": 8 * SIZE, "width": 8 * SIZE}),
+    "ldm": Case(
+        tiny_ldm,
+        LDMAdapter,
+        vae="vqvae",
+        pipe_kwargs=lambda p: {
+            "prompt": [p.text] * len(SEEDS),
+            "height": 8 * SIZE,
+            "width": 8 * SIZE,
+        },
+    ),
     "sd15": Case(tiny_sd15, SD15Adapter),
     "sd3": Case(tiny_sd3, SD3Adapter),
     "sd3-t5": Case(lambda tmp: tiny_sd3(tmp, t5=True), SD3Adapter),
-    "dit": Case(lambda tmp: tiny_dit(), DiTAdapter,
-                pipe_kwargs=lambda p: {"class_labels": [p.label] * len(SEEDS)}),
+    "dit": Case(
+        lambda tmp: tiny_dit(),
+        DiTAdapter,
+        pipe_kwargs=lambda p: {"class_labels": [p.label] * len(SEEDS)},
+    ),
 }
 
 
@@ -92,26 +103,48 @@ def final_latents(model, decoder_input: torch.Tensor) -> torch.Tensor:
     return (decoder_input - (config.get("shift_factor") or 0.0)) * config.scaling_factor
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_none_reproduces_the_pipeline(tiny, name):
+def assert_close_to_scale(actual: torch.Tensor, expected: torch.Tensor, rel: float = 5e-6):
+    """Within `rel` of the largest |expected|: float32 roundoff grows with the latents'
+    size, which DiT's linear betas make large on a random network (80 here)."""
+    assert expected.abs().max() > 0.1  # a real comparison, not of zeros
+    atol = rel * float(expected.abs().max())
+    torch.testing.assert_close(actual, expected, atol=atol, rtol=0)
+
+
+# w = 1 skips the unconditional call in the loop and in every pipeline; for w < 1 the
+# sd15, sd3 and dit pipelines drop guidance while the loop (and ldm's) extrapolates.
+EQUIVALENCE = [
+    *((name, GUIDANCE) for name in CASES),
+    *((name, 1.0) for name in ("ldm", "sd15", "sd3", "dit")),
+    ("ldm", 0.5),
+]
+
+
+@pytest.mark.parametrize(("name", "w"), EQUIVALENCE, ids=[f"{n}-w{w:g}" for n, w in EQUIVALENCE])
+def test_none_reproduces_the_pipeline(tiny, name, w):
     pipe, model = tiny[name]
     prompt = model.prompts()[3]
     latents, images = run_pipeline(
-        pipe, CASES[name].vae, **CASES[name].pipe_kwargs(prompt), guidance_scale=GUIDANCE,
-        num_inference_steps=STEPS, generator=generators(),
+        pipe,
+        CASES[name].vae,
+        **CASES[name].pipe_kwargs(prompt),
+        guidance_scale=w,
+        num_inference_steps=STEPS,
+        generator=generators(),
     )
-    ours = run_ours(model, prompt)
-    expected = final_latents(model, latents)
-    assert expected.abs().max() > 0.1  # a real comparison, not of zeros
-    torch.testing.assert_close(ours.x0, expected, atol=1e-4, rtol=0)
+    ours = run_ours(model, prompt, settings=SamplingSettings(w, STEPS))
+    assert_close_to_scale(ours.x0, final_latents(model, latents))
     torch.testing.assert_close(ours.images, images, atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("kind,cls", [
-    ("ddim", DDIMScheduler),
-    ("euler", EulerDiscreteScheduler),
-    ("dpm", DPMSolverMultistepScheduler),
-])
+@pytest.mark.parametrize(
+    "kind,cls",
+    [
+        ("ddim", DDIMScheduler),
+        ("euler", EulerDiscreteScheduler),
+        ("dpm", DPMSolverMultistepScheduler),
+    ],
+)
 def test_other_schedulers_reproduce_the_pipeline(tiny, kind, cls):
     """DDIM, DPM-Solver (VP) and k-diffusion Euler (VE: x = x0 + sigma eps) on sd15."""
     pipe, model = tiny["sd15"]
@@ -119,9 +152,14 @@ def test_other_schedulers_reproduce_the_pipeline(tiny, kind, cls):
     pipe.scheduler = cls.from_config(native.config)
     try:
         prompt = model.prompts()[1]
-        latents, _ = run_pipeline(pipe, "vae", prompt=[prompt.text] * len(SEEDS),
-                                  guidance_scale=GUIDANCE, num_inference_steps=STEPS,
-                                  generator=generators())
+        latents, _ = run_pipeline(
+            pipe,
+            "vae",
+            prompt=[prompt.text] * len(SEEDS),
+            guidance_scale=GUIDANCE,
+            num_inference_steps=STEPS,
+            generator=generators(),
+        )
     finally:
         pipe.scheduler = native
     ours = run_ours(model, prompt, settings=SamplingSettings(GUIDANCE, STEPS, kind))
@@ -132,8 +170,9 @@ def test_other_schedulers_reproduce_the_pipeline(tiny, kind, cls):
 @pytest.mark.parametrize("method", sorted(available()))
 def test_every_method_runs_on_the_tiny_model(tiny, name, method):
     _, model = tiny[name]
-    out = generate_prompt(model, expand(method)[0], model.prompts()[0], 4, 2, 0,
-                          SamplingSettings(GUIDANCE, 2))
+    out = generate_prompt(
+        model, expand(method)[0], model.prompts()[0], 4, 2, 0, SamplingSettings(GUIDANCE, 2)
+    )
     assert out["latents"].shape == (4, *model.latent_shape)
     assert np.isfinite(out["latents"]).all() and (out["nfe"] > 0).all()
 
@@ -167,8 +206,9 @@ def test_noising_the_condition_changes_the_samples(tiny, name):
     prompt = model.prompts()[0]
     ctx = BatchContext(prompt.id, 0, [0, 1, 2], SEEDS, model.device)
     noisy = sample_batch(model, NoisyCondition(), prompt, ctx, SamplingSettings(GUIDANCE, 2))
-    assert not torch.allclose(noisy.x0, run_ours(model, prompt, settings=SamplingSettings(
-        GUIDANCE, 2)).x0)
+    assert not torch.allclose(
+        noisy.x0, run_ours(model, prompt, settings=SamplingSettings(GUIDANCE, 2)).x0
+    )
 
 
 def test_sd3_pooled_embeddings_travel_in_the_condition(tiny):
@@ -176,7 +216,8 @@ def test_sd3_pooled_embeddings_travel_in_the_condition(tiny):
     cond = model.condition(model.prompts()[:2])
     embeds, pooled = unpack(cond, model.pooled_dim)
     _, _, ref_pooled, _ = model.pipe.encode_prompt(
-        [p.text for p in model.prompts()[:2]], None, None, do_classifier_free_guidance=False)
+        [p.text for p in model.prompts()[:2]], None, None, do_classifier_free_guidance=False
+    )
     torch.testing.assert_close(pooled, ref_pooled)
     torch.testing.assert_close(pack(embeds, pooled), cond)
     wide = torch.randn(2, 3, 5)
@@ -196,12 +237,15 @@ def test_unknown_scheduler_is_a_bench_error(tiny):
         tiny["sd3"][1].make_scheduler("ddim")
 
 
-@pytest.mark.parametrize("name,model_id,env", [
-    ("ldm", "CompVis/ldm-text2im-large-256", "SPELLBENCH_LDM_PATH"),
-    ("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "SPELLBENCH_SD15_PATH"),
-    ("sd3", "stabilityai/stable-diffusion-3-medium-diffusers", "SPELLBENCH_SD3_PATH"),
-    ("dit", "facebook/DiT-XL-2-256", "SPELLBENCH_DIT_PATH"),
-])
+@pytest.mark.parametrize(
+    "name,model_id,env",
+    [
+        ("ldm", "CompVis/ldm-text2im-large-256", "SPELLBENCH_LDM_PATH"),
+        ("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "SPELLBENCH_SD15_PATH"),
+        ("sd3", "stabilityai/stable-diffusion-3-medium-diffusers", "SPELLBENCH_SD3_PATH"),
+        ("dit", "facebook/DiT-XL-2-256", "SPELLBENCH_DIT_PATH"),
+    ],
+)
 def test_missing_weights_are_a_one_line_error(tmp_path, name, model_id, env):
     for path in (tmp_path, tmp_path / "absent"):
         with pytest.raises(BenchError) as err:

@@ -33,7 +33,7 @@ from .stats import TestName
 
 
 class ExperimentSection(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     name: str | None = Field(None, min_length=1, description="default: the file's stem")
     seeds: list[int] = Field(min_length=1)
@@ -69,7 +69,7 @@ TOY2D_TRAIN = "toy2d-train"
 class ProtectionSection(BaseModel):
     """Its one sub-table, named after the method under test, is that method's config."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     split: Literal["train"] = "train"
     radius: float = Field(gt=0, description="r of the protection rate (L2, model space)")
@@ -113,7 +113,7 @@ class ClaimsSection(BaseModel):
     digits experiment's), and the paired test over seeds (`significance`: unset, a
     verdict compares the seed means, as on the digits page)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     precision_cost: float = Field(0.05, ge=0, description="largest 'small' relative drop")
     time_tolerance: float = Field(0.05, ge=0, description="'within a few %' of none")
