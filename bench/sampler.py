@@ -18,7 +18,7 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 
 from bench.finite import check_finite
-from bench.models.base import ModelAdapter, Prompt, x0_to_output
+from bench.models.base import ModelAdapter, Prompt, output_to_x0, x0_to_output
 from bench.schedules import (
     call_stage,
     clip_x0,
@@ -73,13 +73,39 @@ class PromptConditions:
         return repeat(self.cond), repeat(self.guide)
 
 
-def guided_x0(model, scheduler, step_index, timestep, x_t, cond, uncond, w) -> tuple:
-    """CFG in x0 space (before any clipping), and the network evaluations it took per
-    sample. The guiding call is skipped when w == 1."""
-    if w == 1.0:
-        return model.x0(x_t, timestep, cond, scheduler, step_index), 1
-    x0_u, x0_c = model.x0_pair(x_t, timestep, uncond, cond, scheduler, step_index)
-    return x0_u + w * (x0_c - x0_u), 2
+@dataclass(frozen=True)
+class Evaluation:
+    """Where the network is evaluated: what every prediction of one evaluation shares."""
+
+    x_t: torch.Tensor
+    timestep: torch.Tensor
+    stepper: object
+    index: int
+    alpha: float
+    sigma: float
+
+
+def guided_x0(model, method, step, at: Evaluation, cond, guide, w, ctx) -> tuple:
+    """The method's guided x0 (CFG by default, before any clipping), and the network
+    evaluations it took per sample. Only the predictions the method asks for are made:
+    none beside the conditional one when w == 1."""
+    names = method.predictions(step, w)
+    x, t, where = at.x_t, at.timestep, (at.stepper, at.index)
+    preds = {}
+    if "uncond" in names:
+        preds["uncond"], preds["cond"] = model.x0_pair(x, t, guide, cond, *where)
+    else:
+        preds["cond"] = model.x0(x, t, cond, *where)
+    if "weak" in names:
+        preds["weak"] = model.weak_x0(x, t, cond, guide, *where)
+    if "perturbed" in names:
+        preds["perturbed"] = model.perturbed_x0(method, x, t, cond, *where)
+    if method.combine_space == "x0":
+        return method.combine(step, preds, w, ctx), len(preds)
+    kind = model.prediction_type
+    out = {k: x0_to_output(v, x, at.alpha, at.sigma, kind) for k, v in preds.items()}
+    combined = method.combine(step, out, w, ctx)
+    return output_to_x0(combined, x, at.alpha, at.sigma, kind), len(preds)
 
 
 def step_noise_kwargs(scheduler, gens: list[torch.Generator]) -> dict:
@@ -181,7 +207,8 @@ def _denoise(model, method, prompt, ctx, settings, conditions) -> tuple:
             cond = method.condition(step, cond0, ctx)
             uncond = method.uncondition(step, uncond0, ctx)
             w = method.guidance(step, settings.guidance, ctx)
-        x0_raw, calls = guided_x0(model, stepper, i, timestep, x, cond, uncond, w)
+        at = Evaluation(x, timestep, stepper, i, alpha, sigma)
+        x0_raw, calls = guided_x0(model, method, step, at, cond, uncond, w, ctx)
         nfe += calls
         x0_hat = clip_x0(scheduler, x0_raw)
         delta = method.correct(step, x, x0_hat, ctx)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, ClassVar
@@ -130,6 +131,7 @@ class DiversityMethod:
 
     name: ClassVar[str] = "base"
     Config: ClassVar[type[MethodConfig]] = MethodConfig
+    combine_space: ClassVar[str] = "x0"
 
     def __init__(self, config: MethodConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()
@@ -169,6 +171,28 @@ class DiversityMethod:
 
     def guidance(self, step: Step, w: float, ctx: BatchContext) -> float:
         return w
+
+    def predictions(self, step: Step, w: float) -> tuple[str, ...]:
+        """The guiding predictions this evaluation needs beside the conditional one:
+        "uncond" (the null or guide condition), "weak" (the model's weaker network on the
+        prompt's condition: autoguidance), "perturbed" (the conditional prediction with
+        the network inside `self.perturb`). Each costs one network evaluation."""
+        return () if w == 1.0 else ("uncond",)
+
+    def combine(
+        self, step: Step, preds: dict[str, torch.Tensor], w: float, ctx: BatchContext
+    ) -> torch.Tensor:
+        """The guided prediction from preds["cond"] and the guiding predictions, all in
+        `combine_space`: "x0" (the denoiser's x0) or "output" (the network's own output:
+        epsilon, v or flow velocity; where diffusers' guiders work). Default: CFG."""
+        if "uncond" not in preds:
+            return preds["cond"]
+        uncond = preds["uncond"]
+        return uncond + w * (preds["cond"] - uncond)
+
+    def perturb(self, network: torch.nn.Module) -> AbstractContextManager:
+        """Within the block, `network` computes the perturbed forward pass ("perturbed")."""
+        raise NotImplementedError(f"method {self.name!r} asks for no perturbed prediction")
 
     def correct(
         self, step: Step, x_t: torch.Tensor, x0_hat: torch.Tensor, ctx: BatchContext

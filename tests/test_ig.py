@@ -17,9 +17,9 @@ def _spy_weights(monkeypatch) -> list[float]:
     seen: list[float] = []
     real = bench.sampler.guided_x0
 
-    def spy(model, scheduler, step_index, timestep, x_t, cond, uncond, w):
+    def spy(model, method, step, at, cond, guide, w, ctx):
         seen.append(w)
-        return real(model, scheduler, step_index, timestep, x_t, cond, uncond, w)
+        return real(model, method, step, at, cond, guide, w, ctx)
 
     monkeypatch.setattr(bench.sampler, "guided_x0", spy)
     return seen

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from diffusers import SchedulerMixin
 
+from bench.errors import BenchError
 from bench.schedules import noise_level, scale_input
 from methods.base import ConditionPart
 
@@ -111,6 +112,25 @@ class ModelAdapter(ABC):
             torch.cat([x_t, x_t]), timestep, torch.cat([guide, cond]), scheduler, step_index
         )
         return both.chunk(2)
+
+
+    def weak_x0(self, x_t, timestep, cond, guide, scheduler, step_index) -> torch.Tensor:
+        """x0 of the model's weaker network (autoguidance's guide) on the prompt's
+        condition `cond`; `guide` is the guide condition, for adapters whose weak network
+        conditions differently (EDM2's guide embeds the label itself)."""
+        raise BenchError(
+            f"model {self.name!r} has no weaker network for autoguidance "
+            "(digits, toy2d and an edm2 network with a guide pickle have one)"
+        )
+
+    def perturbable(self) -> torch.nn.Module:
+        """The network whose attention layers perturbed-forward guidance hooks into."""
+        raise BenchError(f"model {self.name!r} has no attention network to perturb")
+
+    def perturbed_x0(self, method, x_t, timestep, cond, scheduler, step_index) -> torch.Tensor:
+        """x0 of the conditional prediction with the network inside `method.perturb`."""
+        with method.perturb(self.perturbable()):
+            return self.x0(x_t, timestep, cond, scheduler, step_index)
 
 
 def output_to_x0(out, x_t, alpha, sigma, prediction_type: str) -> torch.Tensor:
