@@ -163,6 +163,10 @@ def sample_batch(
         conditions = conditions or PromptConditions.of(model, prompt)
         if not ctx.condition_parts:
             ctx = replace(ctx, condition_parts=model.condition_parts(conditions.cond))
+        if method.uses_features and ctx.feature_map is None:
+            from bench.feature_maps import feature_map_for
+
+            ctx = replace(ctx, feature_map=feature_map_for(model))
         x, traces, nfe = _denoise(model, method, prompt, ctx, settings, conditions)
         images = model.decode(x)
         method.end_batch(x, ctx)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -65,7 +66,9 @@ class ConditionPart:
 class BatchContext:
     """What a method may know about the batch being sampled. `condition_parts` says how
     the condition splits into parts a method should treat separately (empty: it is one
-    part); elements outside every part (padding) must be left as they are."""
+    part); elements outside every part (padding) must be left as they are.
+    `feature_map`, set for methods with `uses_features = True`, maps x0 (N, ...) to
+    feature vectors (N, F) differentiably (decode, then the model's feature extractor)."""
 
     prompt_id: str
     batch_index: int
@@ -74,6 +77,7 @@ class BatchContext:
     device: torch.device
     extra: dict[str, Any] = field(default_factory=dict)
     condition_parts: tuple[ConditionPart, ...] = ()
+    feature_map: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def side_generators(self, stream: str) -> list[torch.Generator]:
         """Per-sample generators for a method's own randomness, independent of the
@@ -132,6 +136,7 @@ class DiversityMethod:
     name: ClassVar[str] = "base"
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     combine_space: ClassVar[str] = "x0"
+    uses_features: ClassVar[bool] = False
 
     def __init__(self, config: MethodConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()

@@ -111,6 +111,10 @@ class DigitsAdapter(DigitsClasses):
         timestep = torch.as_tensor(timestep, device=self.device).expand(x_t.shape[0])
         return self.net(x_t, timestep, cond)
 
+    def perturbable(self) -> torch.nn.Module:
+        """The UNet: its mid block holds the one self-attention layer."""
+        return self.net.unet
+
 
 def load_digits(device: str = "cpu", **_: object) -> DigitsAdapter:
     """The `digits` factory: the committed weights (`model_path`/`dtype` do not apply)."""

@@ -133,6 +133,9 @@ class PipelineAdapter(ModelAdapter):
     def vae(self) -> torch.nn.Module:
         return self.pipe.vae
 
+    def perturbable(self) -> torch.nn.Module:
+        return self.network
+
     def make_scheduler(self, kind: str = "native") -> SchedulerMixin:
         config = self.pipe.scheduler.config
         if kind == "native":
