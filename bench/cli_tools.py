@@ -106,11 +106,18 @@ def data_build(
 def train_digits(
     out: Annotated[Path | None, _opt("--out", help="weights file")] = None,
     seed: Annotated[int, _opt("--seed", help="training seed")] = 0,
+    weak: Annotated[
+        bool, _opt("--weak", help="the weak UNet, autoguidance's guide (+ a .json beside it)")
+    ] = False,
 ):
     """Retrain the embedded digits UNet (the committed weights come from this)."""
-    from bench.models.digits import WEIGHTS
-    from bench.train_digits import train_digits_unet
+    from bench.models.digits import WEAK_WEIGHTS, WEIGHTS
+    from bench.train_digits import train_digits_unet, train_weak_digits_unet
 
+    if weak:
+        summary = train_weak_digits_unet(out or WEAK_WEIGHTS, seed=seed)
+        typer.echo(f"trained the weak digits UNet: {summary}")
+        return
     typer.echo(f"trained digits UNet: {train_digits_unet(out or WEIGHTS, seed=seed)}")
 
 

@@ -129,6 +129,15 @@ class GenerationPlan:
         }
 
 
+def check_methods_fit(model, methods) -> None:
+    """Refuse, before anything is generated, a method the model cannot serve."""
+    abilities = model.abilities()
+    for method in methods:
+        reason = method.unsupported(tuple(model.latent_shape), abilities)
+        if reason:
+            raise BenchError(f"method {method.name!r} cannot run on model {model.name!r}: {reason}")
+
+
 def plan_generation(config: BenchConfig) -> GenerationPlan:
     """Every check of the input, before anything is written (the run directory's first:
     a folder that cannot be written, or is held, fails before the model loads)."""
@@ -148,6 +157,7 @@ def plan_generation(config: BenchConfig) -> GenerationPlan:
         scheduler=config.run.scheduler,
     )
     model.make_scheduler(settings.scheduler)  # fail early on an unknown scheduler
+    check_methods_fit(model, methods)
     return GenerationPlan(config, run, model, methods, prompts, settings)
 
 

@@ -6,11 +6,18 @@ classifier-free guidance works. The weights saved are an EMA of the trained ones
 The defaults of `train_digits_unet` are the recipe of the committed weights (made with
 torch 2.14.1 on a busy 2-core CPU, about 55 minutes); another torch build or thread
 count reproduces them up to float rounding, not bit for bit.
+
+`bench train digits --weak` trains autoguidance's guide with `train_weak_digits_unet`:
+the same design and recipe at `WEAK_CHANNELS` widths, for `WEAK_EPOCHS` epochs; beside
+its weights, digits_unet_weak.json records its settings and both networks' size and
+`fixed_noise_loss` (the summary's final_loss is a training-epoch mean, which the main
+weights do not record).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 import time
@@ -22,8 +29,18 @@ import torch
 from safetensors.torch import save
 from torch.utils.data import DataLoader, TensorDataset
 
+from bench.atomic import atomic_write_text
 from bench.data.digits import load_split
-from bench.models.digits import NULL_CLASS, WEIGHTS, DigitsDenoiser, make_digits_scheduler
+from bench.models.digits import (
+    CHANNELS,
+    NULL_CLASS,
+    WEAK_CHANNELS,
+    WEAK_WEIGHTS,
+    WEIGHTS,
+    DigitsDenoiser,
+    load_denoiser,
+    make_digits_scheduler,
+)
 
 DEFAULT_EPOCHS = 400
 DEFAULT_SEED = 0
@@ -33,6 +50,7 @@ LABEL_DROPOUT = 0.15
 EMA_DECAY = 0.999
 WARMUP_STEPS = 100
 SHIFT_PROB = 0.0
+WEAK_EPOCHS = 100
 
 
 def drop_labels(labels: torch.Tensor, p: float, generator: torch.Generator | None = None):
@@ -74,10 +92,11 @@ class DigitsDiffusion(L.LightningModule):
         shift_prob: float = SHIFT_PROB,
         total_steps: int = 1,
         warmup_steps: int = WARMUP_STEPS,
+        block_out_channels: tuple[int, ...] = CHANNELS,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.net = DigitsDenoiser()
+        self.net = DigitsDenoiser(block_out_channels)
         self.ema = copy.deepcopy(self.net).requires_grad_(False).eval()
         scheduler = make_digits_scheduler()
         self.num_timesteps = scheduler.config.num_train_timesteps
@@ -146,13 +165,18 @@ def train_digits_unet(
     shift_prob: float = SHIFT_PROB,
     max_steps: int = -1,
     progress: bool = False,
+    block_out_channels: tuple[int, ...] = CHANNELS,
 ) -> dict:
     """Train and save the EMA weights to `out` (safetensors, atomic). Returns a summary."""
     L.seed_everything(seed, workers=True, verbose=False)
     loader = train_loader(batch_size, seed)
     total = epochs * len(loader) if max_steps < 0 else min(max_steps, epochs * len(loader))
     module = DigitsDiffusion(
-        lr=lr, label_dropout=label_dropout, shift_prob=shift_prob, total_steps=total
+        lr=lr,
+        label_dropout=label_dropout,
+        shift_prob=shift_prob,
+        total_steps=total,
+        block_out_channels=block_out_channels,
     )
     trainer = L.Trainer(
         accelerator="cpu",
@@ -179,3 +203,61 @@ def train_digits_unet(
         "seconds": time.perf_counter() - start,
         "parameters": sum(p.numel() for p in module.ema.parameters()),
     }
+
+
+@torch.no_grad()
+def fixed_noise_loss(net: DigitsDenoiser, split: str, levels: int = 10, seed: int = 0) -> float:
+    """The epsilon MSE over a split's images at `levels` evenly spaced training timesteps,
+    with the true labels and seeded noise: the same draws for every network."""
+    data = load_split(split)
+    images, labels = torch.from_numpy(data.images), torch.from_numpy(data.labels)
+    abar = make_digits_scheduler().alphas_cumprod
+    gen = torch.Generator().manual_seed(seed)
+    total = 0.0
+    for t in torch.linspace(0, len(abar) - 1, levels).round().long():
+        noise = torch.randn(images.shape, generator=gen)
+        x_t = abar[t].sqrt() * images + (1.0 - abar[t]).sqrt() * noise
+        pred = net(x_t, t.expand(len(images)), net.label_embedding(labels))
+        total += torch.nn.functional.mse_loss(pred, noise).item()
+    return total / levels
+
+
+def network_summary(net: DigitsDenoiser) -> dict:
+    return {
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "fixed_noise_loss": {s: fixed_noise_loss(net, s) for s in ("train", "held_out")},
+    }
+
+
+def train_weak_digits_unet(
+    out: Path = WEAK_WEIGHTS, seed: int = DEFAULT_SEED, progress: bool = False
+) -> dict:
+    """Train the weak guide, save it, and write its summary beside it (a .json, also
+    returned): settings, training loss and time, and both networks' size and losses."""
+    summary = train_digits_unet(
+        out, epochs=WEAK_EPOCHS, seed=seed, progress=progress, block_out_channels=WEAK_CHANNELS
+    )
+    summary = {
+        "architecture": {"block_out_channels": list(WEAK_CHANNELS)},
+        "training": {
+            "epochs": WEAK_EPOCHS,
+            "seed": seed,
+            "batch_size": DEFAULT_BATCH_SIZE,
+            "lr": DEFAULT_LR,
+            "label_dropout": LABEL_DROPOUT,
+            "ema_decay": EMA_DECAY,
+            "warmup_steps": WARMUP_STEPS,
+        },
+        "steps": summary["steps"],
+        "final_loss": summary["final_loss"],
+        "seconds": round(summary["seconds"], 1),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "networks": {
+            WEIGHTS.stem: network_summary(load_denoiser(WEIGHTS)),
+            out.stem: network_summary(load_denoiser(out, WEAK_CHANNELS)),
+        },
+    }
+    text = json.dumps(summary, indent=2, sort_keys=True) + "\n"
+    atomic_write_text(out.with_suffix(".json"), text)
+    return summary

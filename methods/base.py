@@ -130,6 +130,12 @@ def param(default: Any, description: str, id: str | None = None, **constraints: 
     return Field(default, description=description, json_schema_extra=extra, **constraints)
 
 
+ABILITY_NAMES = {
+    "weak": "a weaker network (autoguidance's guide)",
+    "attention": "a network with attention layers",
+}
+
+
 class DiversityMethod:
     """Base class: a method is one file that subclasses this and registers itself."""
 
@@ -137,6 +143,9 @@ class DiversityMethod:
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     combine_space: ClassVar[str] = "x0"
     uses_features: ClassVar[bool] = False
+    # What the model must offer: "weak" (a weaker network: autoguidance), "attention"
+    # (a network with attention layers to perturb: PAG, SEG, SLG)
+    requires: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: MethodConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()
@@ -162,6 +171,14 @@ class DiversityMethod:
             "defaults": json.loads(json.dumps(defaults, default=str)),
             "descriptions": {k: f.description for k, f in fields.items() if f.description},
         }
+
+    def unsupported(self, latent_shape: tuple[int, ...], abilities: frozenset[str]) -> str | None:
+        """Why this method cannot run on a model with this latent shape and these
+        abilities (a reason, checked before anything is generated), or None."""
+        missing = sorted(self.requires - abilities)
+        if missing:
+            return f"needs {' and '.join(ABILITY_NAMES.get(m, m) for m in missing)}"
+        return None
 
     def begin_prompt(self, ctx: PromptContext) -> None:
         """Called by the loop before the first batch of every prompt. One instance serves

@@ -32,6 +32,17 @@ BUILT_IN = {
     "ig": "methods.ig:IntervalGuidance",
     "cads": "methods.cads:CADS",
     "cfg": "methods.cfg:CFGSweep",
+    "spell-feature": "methods.spell_feature:SpellFeature",
+    "pg-feature": "methods.pg_feature:PGFeature",
+    "autoguidance": "methods.autoguidance:Autoguidance",
+    "apg": "methods.guiders:APG",
+    "cfg-zero-star": "methods.guiders:CFGZeroStar",
+    "tcfg": "methods.guiders:TCFG",
+    "fdg": "methods.guiders:FDG",
+    "mag": "methods.guiders:MAG",
+    "pag": "methods.perturbed:PAG",
+    "seg": "methods.perturbed:SEG",
+    "slg": "methods.perturbed:SLG",
 }
 
 

@@ -114,6 +114,11 @@ class ModelAdapter(ABC):
         return both.chunk(2)
 
 
+    def abilities(self) -> frozenset[str]:
+        """The optional predictions this model can make (methods' `requires`): "weak"
+        (`weak_x0`) and "attention" (`perturbable`)."""
+        return frozenset()
+
     def weak_x0(self, x_t, timestep, cond, guide, scheduler, step_index) -> torch.Tensor:
         """x0 of the model's weaker network (autoguidance's guide) on the prompt's
         condition `cond`; `guide` is the guide condition, for adapters whose weak network

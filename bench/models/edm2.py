@@ -202,6 +202,17 @@ class EDM2Adapter(ModelAdapter):
         sigmas = self._sigmas(x_t, timestep, scheduler, step_index)
         return self._call(self.guide_net, x_t, sigmas, guide), self.predict(x_t, sigmas, cond)
 
+    def abilities(self) -> frozenset[str]:
+        return frozenset({"weak"}) if self.guide_net is not None else frozenset()
+
+    def weak_x0(self, x_t, timestep, cond, guide, scheduler, step_index) -> torch.Tensor:
+        """The guide network on the guide condition (its own embedding of the prompt's
+        label): the guiding half of `x0_pair`, so autoguidance equals `none` here."""
+        if self.guide_net is None:
+            return super().weak_x0(x_t, timestep, cond, guide, scheduler, step_index)
+        sigmas = self._sigmas(x_t, timestep, scheduler, step_index)
+        return self._call(self.guide_net, x_t, sigmas, guide)
+
     def predict(self, x_t, timestep, cond):
         """`timestep` is sigma here: EDM networks take the noise level itself."""
         return self._call(self.net, x_t, timestep, cond)

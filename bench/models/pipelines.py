@@ -136,6 +136,9 @@ class PipelineAdapter(ModelAdapter):
     def perturbable(self) -> torch.nn.Module:
         return self.network
 
+    def abilities(self) -> frozenset[str]:
+        return frozenset({"attention"})
+
     def make_scheduler(self, kind: str = "native") -> SchedulerMixin:
         config = self.pipe.scheduler.config
         if kind == "native":

@@ -380,6 +380,7 @@ class Toy2DAdapter(Toy2DClasses):
 
     name = "toy2d"
     prediction_type = "sample"
+    _weak: Toy2DWeakAdapter | None = None  # the guide of `weak_x0`, made on first use
 
     def __init__(
         self, net: Toy2DDenoiser | None = None, device: str = "cpu", path: Path = WEIGHTS
@@ -394,9 +395,24 @@ class Toy2DAdapter(Toy2DClasses):
         s = torch.from_numpy(np.ascontiguousarray(sigma)).to(x_t.device, x_t.dtype)
         return self.net(x_t, a, s, cond)
 
+    def abilities(self) -> frozenset[str]:
+        return frozenset({"weak"})
+
+    def weak_x0(self, x_t, timestep, cond, guide, scheduler, step_index) -> torch.Tensor:
+        """x0 of the committed `toy2d-weak` MLP, loaded once on first use. Both MLPs
+        embed the same class-weight rows themselves, so `cond` passes straight through."""
+        weak = self._weak
+        if weak is None:
+            weak = self._weak = Toy2DWeakAdapter(device=str(self.device))
+        elif weak.device != self.device:
+            weak.to(self.device)
+        return weak.x0(x_t, timestep, cond, scheduler, step_index)
+
 
 class Toy2DWeakAdapter(Toy2DAdapter):
     name = "toy2d-weak"
+    weak_x0 = ModelAdapter.weak_x0  # the weak MLP is the bottom: no weaker one to guide it
+    abilities = ModelAdapter.abilities
 
     def __init__(self, net: Toy2DDenoiser | None = None, device: str = "cpu") -> None:
         super().__init__(net, device, WEAK_WEIGHTS)
