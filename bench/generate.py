@@ -134,8 +134,21 @@ def check_methods_fit(model, methods) -> None:
     abilities = model.abilities()
     for method in methods:
         reason = method.unsupported(tuple(model.latent_shape), abilities)
+        if reason is None and "attention" in method.requires:
+            reason = _layers_missing(method, model)
         if reason:
             raise BenchError(f"method {method.name!r} cannot run on model {model.name!r}: {reason}")
+
+
+def _layers_missing(method, model) -> str | None:
+    """Place and remove the method's hooks once: a layer spec that names no layer of the
+    network is refused here, not at the first perturbed step."""
+    try:
+        with method.perturb(model.perturbable()):
+            pass
+    except ValueError as err:
+        return str(err)
+    return None
 
 
 def plan_generation(config: BenchConfig) -> GenerationPlan:

@@ -8,6 +8,11 @@ from bench.models.digits import DigitsAdapter, DigitsDenoiser
 torch.set_num_threads(1)
 
 
+def fits(method, model) -> bool:
+    """Whether the model offers what the method needs (else a run refuses it up front)."""
+    return method.unsupported(tuple(model.latent_shape), model.abilities()) is None
+
+
 @pytest.fixture(scope="session")
 def random_digits() -> DigitsAdapter:
     """The digits architecture with random weights: fast, for loop mechanics."""
