@@ -136,8 +136,21 @@ def check_methods_fit(model, methods) -> None:
         reason = method.unsupported(tuple(model.latent_shape), abilities)
         if reason is None and "attention" in method.requires:
             reason = _layers_missing(method, model)
+        if reason is None and method.uses_features:
+            reason = _features_missing(model)
         if reason:
             raise BenchError(f"method {method.name!r} cannot run on model {model.name!r}: {reason}")
+
+
+def _features_missing(model) -> str | None:
+    """Build the feature map once (DINOv2 for image models: its weights must be local)."""
+    from bench.feature_maps import feature_map_for
+
+    try:
+        feature_map_for(model)
+    except BenchError as err:
+        return str(err)
+    return None
 
 
 def _layers_missing(method, model) -> str | None:

@@ -9,8 +9,17 @@ torch.set_num_threads(1)
 
 
 def fits(method, model) -> bool:
-    """Whether the model offers what the method needs (else a run refuses it up front)."""
-    return method.unsupported(tuple(model.latent_shape), model.abilities()) is None
+    """Whether the model offers what the method needs (else a run refuses it up front,
+    in one line)."""
+    from bench.errors import BenchError
+    from bench.generate import check_methods_fit
+
+    try:
+        check_methods_fit(model, [method])
+    except BenchError as err:
+        assert "\n" not in str(err) and "cannot run on model" in str(err)
+        return False
+    return True
 
 
 @pytest.fixture(scope="session")
