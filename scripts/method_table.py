@@ -26,6 +26,23 @@ METHODS = ("none,spell,pg,ig,cads,cfg,apg,cfg-zero-star,tcfg,fdg,mag,autoguidanc
            "seg,slg,spell-feature,pg-feature")
 
 
+def runnable(model_name: str, names: list[str]) -> list[str]:
+    """The methods the model can serve (the others are named on stderr and left out)."""
+    from bench.errors import BenchError
+    from bench.generate import check_methods_fit
+    from bench.models.registry import load_model
+    from methods.registry import expand
+
+    model, keep = load_model(model_name), []
+    for name in names:
+        try:
+            check_methods_fit(model, expand(name))
+            keep.append(name)
+        except BenchError as err:
+            print(f"left out: {err}", file=sys.stderr)
+    return keep
+
+
 def run_seed(args, seed: int) -> Path:
     name = f"methods-{args.model}-seed{seed}"
     command = [
@@ -74,6 +91,7 @@ def main() -> None:
     parser.add_argument("--prompts", default="all")
     parser.add_argument("--out", default="runs")
     args = parser.parse_args()
+    args.methods = ",".join(runnable(args.model, args.methods.split(",")))
     runs = [load(run_seed(args, seed)) for seed in range(args.seeds)]
     metrics = METRICS.get(args.model.split("-")[0], METRICS["digits"])
     print(table(runs, metrics))

@@ -12,6 +12,11 @@ OFF = {
     "ig": {"interval": [0.0, 1.0]},
     "cads": {"noise_scale": 0.0, "tau1": 1.0, "tau2": 1.0},
     "cfg": {"weight": "model-default"},
+    "pg-feature": {"strength": 0.0},
+    "pag": {"perturbed_guidance_scale": 0.0, "perturbed_guidance_start": 0.0},
+    "seg": {"seg_guidance_scale": 0.0},
+    "slg": {"skip_layer_guidance_scale": 0.0, "skip_layer_guidance_start": 0.0},
+    "spell-feature": {"radius": 1e-6},  # no two samples' features that close: no correction
 }
 # A setting that is not off: each must change the samples, or the test above proves nothing.
 ON = {
@@ -19,6 +24,17 @@ ON = {
     "ig": {"interval": [0.0, 0.5]},
     "cads": {"noise_scale": 0.5, "tau1": 0.1, "tau2": 0.9},
     "cfg": {"weight": 4.0},
+    "pg-feature": {"strength": 1.0},
+    "pag": {"perturbed_guidance_start": 0.0, "perturbed_guidance_stop": 1.0},
+    "seg": {},
+    "slg": {"skip_layer_guidance_start": 0.0, "skip_layer_guidance_stop": 1.0},
+    "spell-feature": {"radius": 3.0},
+    "autoguidance": {},
+    "apg": {},
+    "cfg-zero-star": {},
+    "tcfg": {},
+    "fdg": {},
+    "mag": {},
 }
 
 
