@@ -50,7 +50,7 @@ def run_seed(args, seed: int) -> Path:
         "--seed", str(seed), "--name", name, "--out", args.out, "--samples", str(args.samples),
         "--prompts", str(args.prompts), "--logger", "none", "--threads", "1",
     ]
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, stdout=sys.stderr)
     return Path(args.out) / name
 
 
