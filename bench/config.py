@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,9 @@ class RunConfig(BaseModel):
     )
     scheduler: str = "native"
     seed: int = 0
-    threads: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), gt=0)
+    threads: int | None = Field(
+        None, gt=0, description="torch threads per process (unset: the idle cores, up to 4)"
+    )
     device: str = "cpu"
 
     @field_validator("name")

@@ -16,7 +16,7 @@ import torch
 
 from bench.config import BenchConfig
 from bench.data.sets import dataset_spec, load_prompt_set
-from bench.environment import is_global_zero
+from bench.environment import default_threads, is_global_zero
 from bench.errors import BenchError, Interrupted
 from bench.run_dir import RunDir
 from methods import registry as method_registry
@@ -169,6 +169,11 @@ def plan_generation(config: BenchConfig) -> GenerationPlan:
     a folder that cannot be written, or is held, fails before the model loads)."""
     run = RunDir(run_path(config))
     run.preflight()
+    if config.run.threads is None:  # resolved once, recorded in config.toml and the manifest
+        threads = default_threads()
+        config = config.model_copy(
+            update={"run": config.run.model_copy(update={"threads": threads})}
+        )
     torch.set_num_threads(config.run.threads)
     methods = select_methods(config)
     # Imported here: diffusers takes seconds, and the checks above need none of it.
