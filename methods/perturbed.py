@@ -30,7 +30,6 @@ Departures from the papers and the guiders (each class says its own):
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -39,6 +38,7 @@ import torch
 from pydantic import model_validator
 
 from methods.base import BatchContext, DiversityMethod, MethodConfig, Step, format_value, param
+from methods.guiders import quiet_guiders
 
 # Per network type, the (fqn, block indices) of the stack that the hooks act on. UNets:
 # the mid block's attention (diffusers' SD and SDXL PAG pipelines' default "mid");
@@ -57,18 +57,6 @@ SKIP_LAYERS = {
     "UNet2DConditionModel": ("mid_block.attentions.0.transformer_blocks", [0]),
 }
 FQN = "the block list's name in the network (auto: per network type)"
-
-
-@contextmanager
-def quiet_guiders() -> Iterator[None]:
-    """Silence the guiders' "experimental feature" warning (diffusers' logger)."""
-    log = logging.getLogger("diffusers.guiders.guider_utils")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
 
 
 def resolve_layers(

@@ -34,31 +34,11 @@ import time
 import torch
 
 from methods.base import BatchContext, DiversityMethod, MethodConfig, Step, param
-
-ACTIVE_FROM = 1.0  # EDM noise level below which the reference switches PG off
+from methods.pg import ACTIVE_FROM, kernel_gradient
 
 
 class PGFeatureConfig(MethodConfig):
     strength: float = param(0.5, "the kernel gradient's coeff, as pg's (0 = off)", id="s", ge=0)
-
-
-def bandwidths(dist: torch.Tensor) -> torch.Tensor:
-    """h_i (n, 1) from the (n, n) distance matrix, as methods/pg.py."""
-    n = dist.shape[0]
-    off = ~torch.eye(n, dtype=torch.bool, device=dist.device)
-    if n < 3:
-        return (dist[off].median() ** 2 / math.log(2)).expand(n, 1)
-    return dist[off].view(n, n - 1).median(dim=1, keepdim=True).values ** 2 / math.log(n - 1)
-
-
-def feature_kernel_gradient(feats: torch.Tensor) -> torch.Tensor:
-    """g_i = sum_{j != i} 2 k_ij (F_i - F_j) / h_i for the rows of feats (n, F)."""
-    dist = torch.cdist(feats, feats, compute_mode="donot_use_mm_for_euclid_dist")
-    dist.fill_diagonal_(0.0)
-    h = bandwidths(dist)
-    weight = torch.where(h > 0, 2.0 * torch.exp(-(dist**2) / h) / h, 0.0)
-    weight.fill_diagonal_(0.0)
-    return weight.sum(1, keepdim=True) * feats - weight @ feats
 
 
 class PGFeature(DiversityMethod):
@@ -82,7 +62,7 @@ class PGFeature(DiversityMethod):
         with torch.inference_mode(False), torch.enable_grad():
             x = x0_hat.clone().to(dtype)
             feats, vjp_fn = torch.func.vjp(lambda z: ctx.feature_map(z).flatten(1), x)
-            g = feature_kernel_gradient(feats.detach().to(dtype))
+            g = kernel_gradient(feats.detach().to(dtype))
             grad = vjp_fn(g.to(feats.dtype))[0].detach()
         self.seconds += time.perf_counter() - start
         return (self.config.strength * s_t**2 * grad).to(x0_hat.dtype)
