@@ -115,21 +115,24 @@ def step_noise_kwargs(scheduler, gens: list[torch.Generator]) -> dict:
     return {}
 
 
-def step_inputs(scheduler, stepper, x_t, x0_raw, x0_new, alpha, sigma) -> tuple:
-    """(model output, sample) to hand the unclipped `stepper` so that it steps towards
-    x0_new, the clipped and corrected prediction.
+def keeps_epsilon(scheduler, stepper) -> bool:
+    """Whether the step also uses the model output itself, not only its x0, while the
+    scheduler clips: DDIM-style steps with `use_clipped_model_output` off (the
+    pipelines' default) keep the epsilon of the unclipped prediction."""
+    uses_output = "use_clipped_model_output" in inspect.signature(stepper.step).parameters
+    return stepper is not scheduler and uses_output
 
-    A DDIM-style step also uses the model output itself, not only its x0: with clipping
-    and `use_clipped_model_output` off (the pipelines' default) its direction term keeps
-    the epsilon of the unclipped prediction. There the loop hands the step the sample
-    a x0_new + s eps_dir, which makes the step's own x0 equal x0_new and its epsilon
-    eps_dir, the epsilon of x0_raw moved by the method's correction."""
+
+def step_inputs(stepper, keep_epsilon: bool, x_t, x0_raw, x0_clipped, x0_new, alpha, sigma):
+    """(model output, sample) to hand the unclipped `stepper` so that it steps towards
+    x0_new, the clipped and corrected prediction. Where the step keeps the unclipped
+    epsilon, the loop hands it the sample a x0_new + s eps_dir, which makes the step's
+    own x0 equal x0_new and its epsilon eps_dir, the epsilon of x0_raw moved by the
+    method's correction x0_new - x0_clipped."""
     kind = output_type(stepper)
-    keeps_epsilon = "use_clipped_model_output" in inspect.signature(stepper.step).parameters
-    if stepper is scheduler or not keeps_epsilon:
+    if not keep_epsilon:
         return x0_to_output(x0_new, x_t, alpha, sigma, kind), x_t
-    delta = x0_new - clip_x0(scheduler, x0_raw)
-    eps_dir = (x_t - alpha * (x0_raw + delta)) / sigma
+    eps_dir = (x_t - alpha * (x0_raw + (x0_new - x0_clipped))) / sigma
     sample = alpha * x0_new + sigma * eps_dir
     return x0_to_output(x0_new, sample, alpha, sigma, kind), sample
 
@@ -192,6 +195,7 @@ def _denoise(model, method, prompt, ctx, settings, conditions) -> tuple:
     stepper = without_clipping(scheduler)
     model.set_timesteps(stepper, settings.steps)
     noise_kwargs = step_noise_kwargs(stepper, gens)
+    keep_epsilon = keeps_epsilon(scheduler, stepper)
     x = randn_tensor(
         (n, *model.latent_shape), generator=gens, device=model.device, dtype=model.dtype
     )
@@ -214,12 +218,14 @@ def _denoise(model, method, prompt, ctx, settings, conditions) -> tuple:
         at = Evaluation(x, timestep, stepper, i, alpha, sigma)
         x0_raw, calls = guided_x0(model, method, step, at, cond, uncond, w, ctx)
         nfe += calls
-        x0_hat = clip_x0(scheduler, x0_raw)
+        x0_clipped = x0_hat = clip_x0(scheduler, x0_raw)
         delta = method.correct(step, x, x0_hat, ctx)
         if delta is not None:
             _record(traces, i, delta, x0_hat, x, alpha)
             x0_hat = x0_hat + delta
-        out, sample = step_inputs(scheduler, stepper, x, x0_raw, x0_hat, alpha, sigma)
+        out, sample = step_inputs(
+            stepper, keep_epsilon, x, x0_raw, x0_clipped, x0_hat, alpha, sigma
+        )
         x = stepper.step(out, timestep, sample, **noise_kwargs).prev_sample
         check_finite(x, method.id, prompt.id, index, settings.steps)
     return x, traces, nfe
