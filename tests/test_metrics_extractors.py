@@ -75,7 +75,7 @@ def _random_inception():
         mock.patch.object(Net, "load_state_dict"),
         mock.patch("torch_fidelity.feature_extractor_inceptionv3.torch.load", return_value={}),
     ):
-        return Net("inception-v3-compat", ["2048"], feature_extractor_weights_path="random")
+        return Net("inception-v3-compat", ["2048", "logits_unbiased"], "random")
 
 
 @pytest.fixture(scope="module")

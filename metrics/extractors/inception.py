@@ -1,4 +1,5 @@
-"""FID features: torch-fidelity's TF-compatible InceptionV3, 2048-d pool3.
+"""FID features: torch-fidelity's TF-compatible InceptionV3, 2048-d pool3, and the
+class probabilities of its 1008-way classifier for the Inception Score.
 
 The network resizes uint8 inputs to 299 with TF1's bilinear (no anti-aliasing),
 as the published FIDs were computed.
@@ -31,6 +32,8 @@ WEIGHTS_URL = (
     "pt_inception-2015-12-05-6726825d.pth"
 )
 FEATURE = "2048"
+# The layer torch-fidelity's own Inception Score reads: the fc layer without its bias.
+LOGITS = "logits_unbiased"
 
 
 def find_inception_weights(weights_dir: Path | None) -> Path:
@@ -49,7 +52,7 @@ def build_inception(weights: Path) -> nn.Module:
 
     try:
         return FeatureExtractorInceptionV3(
-            "inception-v3-compat", [FEATURE], feature_extractor_weights_path=str(weights)
+            "inception-v3-compat", [FEATURE, LOGITS], feature_extractor_weights_path=str(weights)
         )
     except (RuntimeError, OSError, KeyError) as err:
         raise load_error(weights, f"the FID Inception (expects {WEIGHTS_FILES[0]})", err) from err
@@ -63,14 +66,21 @@ class InceptionExtractor(FeatureExtractor):
     def __init__(
         self, network: nn.Module, weights: Path | None = None, device: str = "cpu"
     ) -> None:
-        """`network`: a torch-fidelity FeatureExtractorInceptionV3 (any weights)."""
+        """`network`: a torch-fidelity FeatureExtractorInceptionV3 (any weights) that
+        gives the "2048" and "logits_unbiased" features."""
         super().__init__(device)
+        names = list(network.features_list)
+        missing = [f for f in (FEATURE, LOGITS) if f not in names]
+        if missing:
+            raise BenchError(f"the Inception network does not give the features {missing}")
         self.net = network.to(self.device).eval()
         self.weights = weights
-        self._index = list(network.features_list).index(FEATURE)
+        self._index = names.index(FEATURE)
+        self._logits = names.index(LOGITS)
 
     def _batch(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"features": self.net(to_rgb_nchw(images).contiguous())[self._index]}
+        out = self.net(to_rgb_nchw(images).contiguous())
+        return {"features": out[self._index], "probs": out[self._logits].softmax(dim=1)}
 
     def settings(self) -> dict:
         return {
@@ -81,6 +91,8 @@ class InceptionExtractor(FeatureExtractor):
             "weights": file_fingerprint(self.weights) if self.weights else "injected",
             "resize": "299, TF1 bilinear, no antialias (inside the network)",
             "input": "uint8 RGB, grey repeated",
+            "outputs": ["features", "probs"],
+            "probs": "softmax of torch-fidelity's logits_unbiased (fc without bias), 1008 classes",
         }
 
 
