@@ -1,7 +1,7 @@
 """Feature extractors by name (`get_extractor`): digits, pixels, inception, dinov2, clip,
-toy2d (the points of the 2-D testbed), and plugins of the entry-point group
-`spellbench.extractors`. A factory is called as `factory(weights_dir=..., device=...,
-**options)` and returns a FeatureExtractor."""
+sscd (copy detection), toy2d (the points of the 2-D testbed), and plugins of the
+entry-point group `spellbench.extractors`. A factory is called as
+`factory(weights_dir=..., device=..., **options)` and returns a FeatureExtractor."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ for _name, _target in {
     "inception": "metrics.extractors.inception:inception_extractor",
     "dinov2": "metrics.extractors.dinov2:dinov2_extractor",
     "clip": "metrics.extractors.clip:clip_extractor",
+    "sscd": "metrics.extractors.sscd:sscd_extractor",
     "toy2d": "metrics.extractors.points:point_extractor",
 }.items():
     EXTRACTORS.register(_name, _target)
