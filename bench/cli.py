@@ -175,19 +175,38 @@ def _echo_plugins(shown: list[str]) -> list[str]:
     return shown + new
 
 
+def parse_thresholds(text: str | None) -> dict[str, float]:
+    """`0.5` (every copy space) or `sscd=0.5,digits=0.998` -> {space or "*": threshold}."""
+    out: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        name, _, value = item.rpartition("=")
+        try:
+            threshold = float(value)
+        except ValueError:
+            threshold = float("nan")
+        if not -1.0 <= threshold <= 1.0:
+            raise BenchError(f"bad --copy-threshold {item!r}: a cosine in [-1, 1], e.g. sscd=0.5")
+        out[name or "*"] = threshold
+    return out
+
+
 def _score(
     run_path: Path,
     extractors: str | None,
     weights_dir: Path | None,
     device: str,
     partial: bool = False,
+    copy_threshold: str | None = None,
 ):
     from bench.run_dir import RunDir
     from bench.stages import score_stage
 
     start = time.perf_counter()
     names = extractors.split(",") if extractors else None
-    result = score_stage(run_path, names, weights_dir=weights_dir, device=device, partial=partial)
+    thresholds = parse_thresholds(copy_threshold)
+    result = score_stage(
+        run_path, names, weights_dir, device, partial=partial, copy_thresholds=thresholds
+    )
     from metrics.outputs import format_table
 
     typer.echo(format_table(result))
@@ -251,9 +270,13 @@ def score(
     partial: Annotated[
         bool, _opt("--partial", help="unfinished run: score the prompts every method finished")
     ] = False,
+    copy_threshold: Annotated[
+        str | None,
+        _opt("--copy-threshold", help="cosine above which a sample copies: 0.5 or sscd=0.5,..."),
+    ] = None,
 ):
     """Extract features and compute every metric: RUN_DIR/metrics.json and metrics.csv."""
-    _score(run_dir, extractors, weights_dir, device, partial)
+    _score(run_dir, extractors, weights_dir, device, partial, copy_threshold)
 
 
 @app.command()

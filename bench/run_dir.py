@@ -8,6 +8,7 @@ RUN/samples/<method-id>/<prompt>.npz     images, latents, seeds, nfe, traces (by
 RUN/samples/<method-id>/<prompt>.time.json   wall times (they differ run to run)
 RUN/features/<extractor>/...             the feature cache (metrics.cache)
 RUN/metrics.json, RUN/metrics.csv        scores
+RUN/neighbours.npz                       each sample's nearest protected item, per space
 RUN/report/                              figures, grids, tables, index.html
 RUN/.lock, RUN/.lock.pid                 held by the command writing the run; its pid
 ```
@@ -76,6 +77,10 @@ class RunDir:
     @property
     def metrics_csv_file(self) -> Path:
         return self.path / "metrics.csv"
+
+    @property
+    def neighbours_file(self) -> Path:
+        return self.path / "neighbours.npz"
 
     @property
     def samples(self) -> Path:
@@ -211,6 +216,13 @@ class RunDir:
         """Seconds per image; None when the time file is absent."""
         times = _read_json(self.time_file(method_id, prompt_id))
         return None if times is None else list(times.get("seconds_per_image", []))
+
+    def read_neighbours(self) -> dict[str, np.ndarray]:
+        """The scorer's nearest protected items (empty without a protected set)."""
+        if not self.neighbours_file.exists():
+            return {}
+        with np.load(self.neighbours_file, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
 
     def metrics(self) -> dict[str, Any] | None:
         return _read_json(self.metrics_file)
@@ -405,6 +417,13 @@ class RunDir:
         times = {"seconds_per_image": [round(float(x), 6) for x in seconds]}
         atomic_write_text(self.time_file(method_id, prompt_id), json.dumps(times))
         atomic_save_npz(self.sample_file(method_id, prompt_id), arrays)
+
+    def write_neighbours(self, arrays: dict[str, np.ndarray]) -> None:
+        """Written before metrics.json; an empty dict removes a stale file."""
+        if arrays:
+            atomic_save_npz(self.neighbours_file, arrays)
+        else:
+            self.neighbours_file.unlink(missing_ok=True)
 
     def write_metrics(self, json_text: str, csv_text: str, partial: bool = False) -> None:
         """The pair is one result: the manifest says `scoring` while either file may be

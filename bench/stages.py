@@ -29,15 +29,17 @@ def score_stage(
     weights_dir: Path | None = None,
     device: str = "cpu",
     partial: bool = False,
+    copy_thresholds: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     from metrics.completeness import scoring_scope
 
     run = RunDir(run_dir)
     with run.lock():
         scoring_scope(run, partial)  # an unfinished run is refused before the scorer loads
-        from metrics.score import score_run
+        from metrics.score import ScoreSettings, score_run
 
-        return score_run(run_dir, extractors, weights_dir, device, partial=partial)
+        settings = ScoreSettings(copy_thresholds=dict(copy_thresholds or {}))
+        return score_run(run_dir, extractors, weights_dir, device, settings, partial=partial)
 
 
 def report_stage(run_dir: Path) -> Path:

@@ -7,19 +7,43 @@ declares (a plugin's), a neutral higher-is-better spec.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from metrics import exact, frechet, prdc, protection, quality, vendi
+from metrics import (
+    copying,
+    exact,
+    fd_inf,
+    frechet,
+    inception_score,
+    kid,
+    prdc,
+    protection,
+    quality,
+    vendi,
+)
 from metrics.spec import MetricSpec
 
 _SPECS = {
-    s.key: s for s in (*prdc.SPECS, vendi.SPEC, *quality.SPECS, protection.SPEC, *exact.SPECS)
-}
+    s.key: s
+    for s in (
+        *prdc.SPECS, vendi.SPEC, *quality.SPECS, protection.SPEC, *copying.SPECS, *exact.SPECS
+    )
+}  # fmt: skip
 # The paper's column order: diversity, quality, distances, adherence, protection.
 _ORDER = [
     "recall", "vendi", "coverage", "precision", "density",
     "fid", "clip_score", "class_score", "protection_rate",
 ]  # fmt: skip
+# Keys named after their space (`<family>` in Inception's, `<family>_<space>` in
+# another's), longest family first: `fd_inf_x` is not an `fd_` key.
+_FAMILIES: list[tuple[str, Callable[[str], MetricSpec]]] = [
+    ("inception_score", inception_score.is_spec),
+    ("copy_rate_", copying.copy_rate_spec),
+    ("fd_inf", fd_inf.fd_inf_spec),
+    ("kid", kid.kid_spec),
+    ("fid", frechet.fd_spec),
+    ("fd_", frechet.fd_spec),
+]
 
 
 def register_metric(spec: MetricSpec) -> None:
@@ -30,8 +54,9 @@ def register_metric(spec: MetricSpec) -> None:
 def metric_info(key: str) -> MetricSpec:
     if key in _SPECS:
         return _SPECS[key]
-    if key == "fid" or key.startswith("fd_"):
-        return frechet.fd_spec(key)
+    for family, spec in _FAMILIES:
+        if key == family or key.startswith(family.rstrip("_") + "_"):
+            return spec(key)
     return MetricSpec(key, key.replace("_", " "), "value", True)
 
 
@@ -41,7 +66,7 @@ def _rank(key: str) -> tuple[int, str]:
         position = _ORDER.index(key)
         # Frechet distances of other extractors sit right after FID, as in Table 1.
         return (position if position <= fid else position + 1, key)
-    if key.startswith("fd_"):
+    if key.startswith("fd_") or key.startswith("kid"):
         return (fid + 1, key)
     return (len(_ORDER) + 1, key)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from metrics.prdc import DEFAULT_K, PRDC_KEYS, compute_prdc
 from metrics.quality import class_scores, clip_scores
 from metrics.run_reader import MethodDir, PromptSamples
 from metrics.spaces import FeatureSpaces, Outputs
+from metrics.subset_metrics import subset_keys, subset_values
 from metrics.values import NONFINITE, Undefined, all_finite
 from metrics.vendi import vendi_score
 
@@ -30,6 +31,8 @@ class ScoreSettings:
     bootstrap_resamples: int = DEFAULT_RESAMPLES
     bootstrap_level: float = DEFAULT_LEVEL
     bootstrap_seed: int = DEFAULT_SEED
+    # copy spaces' cosine thresholds over the extractors' own (SSCD: 0.5)
+    copy_thresholds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -77,17 +80,52 @@ def score_method(
         cost.add(samples)
     metrics, ci = tally.aggregate(settings)
     frechet = tally.frechet({n: spaces.reference_statistics(n, prompt_ids) for n in names})
+    subsets, spread = _subset_scores(method, spaces, names, prompt_ids, tally, settings)
     return {
         "method_id": method.method_id,
         "method": method.method,
         "params": method.params,
-        "metrics": {**metrics, **frechet},
+        "metrics": {**metrics, **frechet, **subsets},
         "ci": ci,
+        "spread": spread,
         "per_prompt": tally.per_prompt,
         "counts": tally.counts(),
         "cost": cost.summary(),
         "notes": {scope: n for scope, n in tally.notes.items() if n},
     }
+
+
+def _subset_scores(
+    method: MethodDir,
+    spaces: FeatureSpaces,
+    names: list[str],
+    prompt_ids: list[str],
+    tally: _Tally,
+    settings: ScoreSettings,
+) -> tuple[dict[str, float | None], dict[str, float]]:
+    """KID, FD-infinity and IS (metrics.subset_metrics), null when a prompt was left out."""
+
+    def rows(name: str, output: str):
+        for pid in prompt_ids:
+            yield spaces.generated(method, method.load(pid))[name][output]
+
+    def has_probs(name: str) -> bool:
+        return "probs" in spaces.reference_outputs(prompt_ids[0])[name]
+
+    left_out = tally.left_out()
+    if left_out is not None:
+        values, spread = {k: left_out for k in subset_keys(names, has_probs)}, {}
+    else:
+        values, spread = subset_values(
+            rows,
+            lambda n: spaces.reference_rows(n, prompt_ids),
+            lambda n: spaces.reference_statistics(n, prompt_ids),
+            has_probs,
+            names,
+            spaces.row_files,
+            settings.bootstrap_seed,
+        )
+    return {k: _plain(k, v, tally.notes["all"]) for k, v in values.items()}, spread
 
 
 def nonfinite_reason(
@@ -174,11 +212,11 @@ class _Tally:
         out = {}
         for n in self.names:
             key = fd_key(n)
-            value = self._left_out() or self.gen[n].frechet(reference[n])
+            value = self.left_out() or self.gen[n].frechet(reference[n])
             out[key] = _plain(key, value, self.notes["all"])
         return out
 
-    def _left_out(self) -> Undefined | None:
+    def left_out(self) -> Undefined | None:
         if not self.nonfinite:
             return None
         reasons = " / ".join(sorted(set(self.nonfinite.values())))

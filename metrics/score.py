@@ -23,9 +23,12 @@ from metrics.method_scores import PER_PROMPT, GroundTruthScoring, ScoreSettings,
 from metrics.outputs import format_table, write_outputs
 from metrics.prdc import PRDC_KEYS
 from metrics.references import get_reference
-from metrics.run_protection import add_protection
+from metrics.run_protection import add_protection, protected_set
 from metrics.run_reader import method_dirs
 from metrics.spaces import FeatureSpaces
+from metrics.subset_metrics import RowFiles
+
+COPY_EXTRACTOR = "sscd"  # Somepalli et al. 2023's copy detector
 
 __all__ = ["PER_PROMPT", "ScoreSettings", "format_table", "score_run"]
 
@@ -50,19 +53,34 @@ def score_run(
     if not names:
         raise BenchError("no feature extractor to score with")
     methods = method_dirs(run, scope.prompt_ids)
-    needed = list(dict.fromkeys([*names, reference.quality_extractor]))
+    protected = protected_set(methods)
+    copy_spaces = _copy_spaces(reference, protected, extractors)
+    needed = list(dict.fromkeys([*names, reference.quality_extractor, *copy_spaces]))
     spaces = FeatureSpaces(run.path, needed, reference, weights_dir, device)
     exact = _ground_truth_scoring(run, model)
-    results = [score_method(m, spaces, names, settings, exact) for m in methods]
+    with RowFiles(run.features) as spaces.row_files:
+        results = [score_method(m, spaces, names, settings, exact) for m in methods]
     protocol = _protocol(model, reference, names, spaces, settings)
     if exact is not None:
         protocol["exact"] = _exact_protocol(exact)
     out = {**scope.record(), "protocol": protocol, "results": results}
-    protection = add_protection(results, methods)
+    protection_spaces = list(dict.fromkeys([names[0], *copy_spaces, *names]))
+    protection = add_protection(results, methods, spaces, protection_spaces, settings, protected)
     if protection is not None:
         out["protocol"]["protection"] = protection
+    else:
+        run.write_neighbours({})
     write_outputs(run, out)
     return out
+
+
+def _copy_spaces(
+    reference: ReferenceProvider, protected: object, extractors: list[str] | None
+) -> list[str]:
+    """SSCD joins the default image spaces when there is a protected set to copy from."""
+    if protected is None or extractors or reference.reference_free:
+        return []
+    return [COPY_EXTRACTOR] if "dinov2" in reference.extractors else []
 
 
 def _ground_truth_scoring(run: RunDir, model: str) -> GroundTruthScoring | None:

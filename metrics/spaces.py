@@ -13,7 +13,9 @@ from metrics.cache import FeatureCache, array_digest
 from metrics.extractors import get_extractor
 from metrics.extractors.base import FeatureExtractor
 from metrics.frechet import GaussianAccumulator
+from metrics.protected_set import ProtectedSet
 from metrics.run_reader import MethodDir, PromptSamples
+from metrics.subset_metrics import RowFiles
 
 Outputs = dict[str, np.ndarray]
 
@@ -30,12 +32,15 @@ class FeatureSpaces:
         self.extractors: dict[str, FeatureExtractor] = {
             n: get_extractor(n, weights_dir=weights_dir, device=device) for n in names
         }
-        root = RunDir(run_dir).features
+        self.run = RunDir(run_dir)
+        root = self.run.features
         self.caches = {n: FeatureCache(root, e) for n, e in self.extractors.items()}
         self.reference = reference
         self._reference: dict[str, dict[str, Outputs]] = {}
         self._reference_stats: dict[tuple, GaussianAccumulator] = {}
         self._text: dict[str, np.ndarray] = {}
+        self._reference_rows: dict[tuple, np.ndarray] = {}
+        self.row_files: RowFiles | None = None  # set by the scorer for the subset metrics
 
     def generated(self, method: MethodDir, samples: PromptSamples) -> dict[str, Outputs]:
         return {
@@ -65,6 +70,41 @@ class FeatureSpaces:
                 stats.update(self.reference_outputs(pid)[name]["features"])
             self._reference_stats[key] = stats
         return self._reference_stats[key]
+
+    def reference_rows(self, name: str, prompt_ids: list[str]) -> np.ndarray:
+        """The union of these prompts' reference features as one memory-mapped array,
+        written once per extractor and prompt set."""
+        key = (name, tuple(prompt_ids))
+        if key not in self._reference_rows:
+            if self.row_files is None:
+                raise BenchError("reference rows need the scorer's row files")
+            chunks = (self.reference_outputs(p)[name]["features"] for p in prompt_ids)
+            self._reference_rows[key] = self.row_files.write(chunks)
+        return self._reference_rows[key]
+
+    def protected_features(
+        self, name: str, protected: ProtectedSet, shape: tuple[int, int, int]
+    ) -> np.ndarray:
+        """(N, D) features of the protected images in one space, cached batch by batch."""
+        cache, parts = self.caches[name], []
+        for i, batch in enumerate(protected.image_batches(shape)):
+            item = f"{protected.digest}-{i}"
+            digest = array_digest(batch)
+            parts.append(cache.features("protected", item, digest, lambda b=batch: b))
+        return np.concatenate([p["features"] for p in parts])
+
+    def held_out_features(
+        self, name: str, protected: ProtectedSet, prompt_ids: list[str]
+    ) -> np.ndarray:
+        """Features of the protected set's held-out counterpart, or of the scored prompts'
+        reference images when it has none."""
+        images = protected.held_out_images()
+        if images is None:
+            return np.concatenate([self.reference_outputs(p)[name]["features"] for p in prompt_ids])
+        item = f"held-out-{protected.digest}"
+        return self.caches[name].features("protected", item, array_digest(images), lambda: images)[
+            "features"
+        ]
 
     def text_features(self, prompt_id: str) -> np.ndarray:
         """(1, D) text embedding of the prompt, from the `clip` extractor."""

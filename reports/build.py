@@ -17,6 +17,7 @@ from reports.fronts import pareto_figure
 from reports.grids import compare_grid_path, method_grid_path, prompt_grid_path, write_grids
 from reports.html import FigureRef, Page, Section, TableRef, relative, render_page
 from reports.hyper import sweep_figure
+from reports.neighbours import Pair, write_neighbour_grids
 from reports.rundata import RunData, load_run
 from reports.scatter import scatter_figure
 from reports.sparsity import sparsity_comparison, sparsity_figure
@@ -155,6 +156,38 @@ def grids_section(run: RunData, report: Path) -> Section:
     return Section("grids", "Image grids", intro, figures, links, flow=True)
 
 
+def neighbours_section(run: RunData, report: Path) -> Section | None:
+    """Figure 7: the baseline's samples nearest the protected set, and the same seeds
+    under the config that shields it; None without a protected set or such a pair."""
+    protocol = run.protocol.get("protection")
+    found = run.run.read_neighbours()
+    protecting = next((c.id for c in run.configs if c.params.get("protect")), None)
+    baseline = next((c.id for c in run.configs if c.method == "none"), None)
+    if not protocol or not found or protecting is None or baseline is None:
+        return None
+    copy_spaces = frozenset(protocol.get("copy_thresholds") or {})
+    pair = Pair(baseline, protecting, found, copy_spaces)
+    try:
+        written = write_neighbour_grids(run.run, pair, protocol)
+    except BenchError as err:
+        return Section("neighbours", "Nearest protected images", f"Not drawn: {err}")
+    figures = [
+        FigureRef(
+            relative(path, report),
+            f"{space}: the {baseline} samples closest to the "
+            f"protected set, and {protecting} on the same seeds.",
+            grid=True,
+        )
+        for space, path in written
+    ]
+    intro = (
+        "The paper's Figure 7, in every space the scorer searched: each row is one of the "
+        f"{baseline} samples closest to a protected image (its distance, or cosine in a "
+        f"copy space, and the image's index), then the same prompt and seed under {protecting}."
+    )
+    return Section("neighbours", "Nearest protected images", intro, figures, flow=True)
+
+
 def samples_section(run: RunData, report: Path, shade: dict[str, str]) -> Section:
     """Image grids, or for a 2-D ground-truth model its samples over the true density."""
     truth = planar_truth(run)
@@ -209,6 +242,9 @@ def build_report(run_dir: Path) -> Path:
         sparsity_section(run, report, config_colors(run, colors)),
         samples_section(run, report, config_colors(run, colors)),
     ]
+    neighbours = neighbours_section(run, report)
+    if neighbours is not None:
+        sections.append(neighbours)
     index = run.run.report_index
     atomic_write_text(index, render_page(Page(run, colors, tables, sections, _notes(run))))
     return index

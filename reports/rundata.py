@@ -89,6 +89,11 @@ class RunData:
         }
         return ordered(keys)
 
+    def recorded_keys(self) -> list[str]:
+        """Every metric key of the results, with a number or null (undefined)."""
+        keys = {k for result in self.results.values() for k in result.get("metrics", {})}
+        return ordered(keys)
+
     def sample_files(self, method_id: str) -> Iterator[Path]:
         """The method-config's complete per-prompt sample files, in prompt order."""
         for prompt_id in self.prompt_ids:

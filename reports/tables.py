@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from metrics.catalog import metric_info
+from metrics.protection import protection_keys
 from reports.cost import Cost, cost_from_result
 from reports.rundata import MethodConfig, RunData
 from reports.sweeps import default_config, recorded_defaults, short_params, swept_params
@@ -204,12 +205,15 @@ def has_protection(run: RunData) -> bool:
 
 
 def protection_table(run: RunData, costs: dict[str, Cost | None]) -> Table:
-    keys = ["protection_rate", "precision", "recall"]
+    # a protection metric undefined on every row (CT on a small run) keeps its column
+    keys = [*protection_keys(run.recorded_keys()), "precision", "recall"]
     table = Table(
         "table2-protection",
         "Table 2: protection",
         "Share of generated images within r of their nearest protected image (lower is "
-        "better), quality and diversity, and time per image.",
+        "better), the copy rate (best cosine to a protected image above the space's "
+        "threshold), the data-copying test CT (below 0: copying) and AuthPct, quality and "
+        "diversity, and time per image.",
         [("method", "Method"), ("id", "Config")]
         + _metric_columns(keys)
         + [("seconds", "Time per image (s) ↓")],

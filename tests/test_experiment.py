@@ -194,6 +194,21 @@ def test_claims_section_has_a_verdict_per_claim_decided_by_the_numbers(done):
     assert claims["table1"]["holds"] == expected
 
 
+def test_table2_has_the_copy_rate_ct_and_auth_pct_of_every_row(done):
+    root, page, _ = done
+    header, rows = _table_rows(_section(page.read_text(), "Table 2"))
+    for name in ("Copy rate (digits) ↓", "CT (data-copying) ↑", "AuthPct ↑"):
+        assert name in header, header
+    # the protection run's SPELL row: the scorer measured it (it shields the set)
+    at = header.index("AuthPct ↑")
+    per_seed = []
+    for seed in (0, 1):
+        data = json.loads((root / "runs" / f"tiny-protect-seed{seed}" / "metrics.json").read_text())
+        per_seed += [r["metrics"]["auth_pct"] for r in data["results"] if r["method"] == "spell"]
+    mean, _, places = _parse(rows[-1][at])
+    assert abs(mean - statistics.fmean(per_seed)) <= 0.5 * 10**-places + 1e-12
+
+
 def test_rerun_skips_completed_work(done):
     root, page, before = done
     text = page.read_text()

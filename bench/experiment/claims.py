@@ -277,7 +277,8 @@ def protection_claim(ev: Evidence) -> Claim:
     base, protected = ev.protection[0], ev.protection[-1]
     a, b = base.rate.mean, protected.rate.mean
     pair = agg.protect.pair(
-        lambda s: s.protection.get(base.method_id), lambda s: s.protection.get(protected.method_id)
+        lambda s: s.protection_value(base.method_id),
+        lambda s: s.protection_value(protected.method_id),
     )
     down, seeds = pair.wins(higher_is_better=False)
     holds, tested = decide(agg, pair, False, a is not None and b is not None and b < a)

@@ -12,7 +12,8 @@ The scorer already adds `protection_rate` to the runs whose tested method shield
 set (metrics.run_protection), measured with that method's shield radius; those numbers
 are read from metrics.json. The main runs shield nothing, and an experiment may ask for
 a rate radius other than the shield radius: for those, the scorer's own
-`metrics.run_protection.rates_against` measures them with the experiment's radius.
+`metrics.run_protection.scores_against` measures them (and the copy rates, CT
+and AuthPct) with the experiment's radius.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import torch
 
 from bench.errors import BenchError
 from bench.shields.store import read_manifest
-from metrics.run_protection import rates_against
+from metrics.protection import is_protection_key
+from metrics.run_protection import scores_against
 from reports.rundata import RunData
 
 from .aggregate import Aggregate
@@ -99,24 +101,28 @@ def ensure_shields(exp: Experiment, log: Callable[[str], None]) -> Path:
     return build_protected_set(model, spec.source, path, backend="exact", progress=False)
 
 
-def scored_rates(run: RunData, index: Path, radius: float) -> dict[str, float] | None:
-    """The scorer's rates, when it measured against the same set with the same radius."""
+Scores = dict[str, dict[str, float | None]]  # method id -> protection metric -> value
+
+
+def scored_protection(run: RunData, index: Path, radius: float) -> Scores | None:
+    """The scorer's protection metrics, when it measured against the same set with the
+    same radius."""
     scored = run.protocol.get("protection") or {}
     same_set = scored.get("index") and Path(scored["index"]).resolve() == index.resolve()
     if not same_set or scored.get("radius") != radius:
         return None
-    rates = {c.id: run.metric(c.id, "protection_rate") for c in run.configs}
-    return {mid: rate for mid, rate in rates.items() if rate is not None}
+    keys = [k for k in run.metric_keys() if is_protection_key(k)]
+    return {c.id: {k: run.metric(c.id, k) for k in keys} for c in run.configs}
 
 
-def seed_rates(index: Path, radius: float) -> Callable[[RunData], dict[str, float]]:
-    """Per run: the scored rates if they answer the question, else measured ones."""
+def seed_protection(index: Path, radius: float) -> Callable[[RunData], Scores]:
+    """Per run: the scored metrics if they answer the question, else measured ones."""
 
-    def rates(run: RunData) -> dict[str, float]:
-        found = scored_rates(run, index, radius)
-        return found if found is not None else rates_against(run.run, index, radius)
+    def scores(run: RunData) -> Scores:
+        found = scored_protection(run, index, radius)
+        return found if found is not None else scores_against(run.run, index, radius)
 
-    return rates
+    return scores
 
 
 SPLIT_NAMES = {"train": "training"}

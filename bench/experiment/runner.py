@@ -19,7 +19,7 @@ from .claims import Evidence, make_claims
 from .figures import draw_figures
 from .fronts import front_checks
 from .page import PageInput, render
-from .protection import ensure_shields, protection_rows, seed_rates, shield_count, shield_dim
+from .protection import ensure_shields, protection_rows, seed_protection, shield_count, shield_dim
 from .schema import Experiment, load_experiment
 from .seeds import Seeds, load_seed
 from .sparsity import seed_sparsity
@@ -88,7 +88,7 @@ def wall_times(log: dict[str, Any]) -> dict[str, Any]:
 def load_all(exp: Experiment) -> Aggregate:
     """The scored runs of every seed, with their protection rates, taken together."""
     protection = exp.spec.protection
-    rates = seed_rates(exp.shield_path, protection.radius) if protection else None
+    rates = seed_protection(exp.shield_path, protection.radius) if protection else None
     seeds = Seeds([load_seed(s, run_path(exp.seed_config(s)), rates) for s in exp.seeds])
     protect = Seeds(
         [load_seed(s, run_path(exp.protection_config(s)), rates) for s in exp.seeds]

@@ -18,11 +18,12 @@ from .stats import Paired, Stat, paired, stat
 
 @dataclass
 class SeedRun:
-    """A scored run directory of one seed; `protection`: method id -> protection rate."""
+    """A scored run directory of one seed; `protection`: method id -> its protection
+    metrics (protection_rate, copy rates, ct_score, auth_pct)."""
 
     seed: int
     run: RunData
-    protection: dict[str, float] = field(default_factory=dict)
+    protection: dict[str, dict[str, float | None]] = field(default_factory=dict)
     costs: dict[str, Cost | None] = field(default_factory=dict)
 
     @property
@@ -31,6 +32,9 @@ class SeedRun:
 
     def metric(self, method_id: str, key: str) -> float | None:
         return self.run.metric(method_id, key)
+
+    def protection_value(self, method_id: str, key: str = "protection_rate") -> float | None:
+        return self.protection.get(method_id, {}).get(key)
 
     def cost(self, method_id: str) -> Cost | None:
         return self.costs.get(method_id)
@@ -47,10 +51,8 @@ class SeedRun:
         return next((c.id for c in self.run.configs if c.method == method), None)
 
 
-def load_seed(
-    seed: int, path: Path, rates: Callable[[RunData], dict[str, float]] | None
-) -> SeedRun:
-    """A scored run; `rates` gives its protection rates (None: no protected set)."""
+def load_seed(seed: int, path: Path, rates: Callable[[RunData], dict[str, dict]] | None) -> SeedRun:
+    """A scored run; `rates` gives its protection metrics (None: no protected set)."""
     run = load_run(path)
     return SeedRun(seed, run, rates(run) if rates else {}, run_costs(run))
 
@@ -87,5 +89,6 @@ class Seeds:
     def paired_metric(self, a: str, b: str, key: str) -> Paired:
         return self.pair(lambda s: s.metric(a, key), lambda s: s.metric(b, key))
 
-    def rate(self, method_id: str) -> Stat:
-        return self.over(lambda s: s.protection.get(method_id))
+    def rate(self, method_id: str, key: str = "protection_rate") -> Stat:
+        """A protection metric (the L2 rate by default) over seeds."""
+        return self.over(lambda s: s.protection_value(method_id, key))

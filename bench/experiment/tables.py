@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from metrics.catalog import metric_info
+from metrics.protection import protection_keys
 from reports.cost import Cost
 from reports.rundata import MethodConfig
 from reports.tables import (
@@ -120,16 +121,24 @@ def _protection_keys(agg: Aggregate) -> list[str]:
     ]
 
 
+def _measured_keys(rows: list[ProtectionRow]) -> list[str]:
+    """The protection metrics some run of the rows has (the L2 rate always)."""
+    found = {k for row in rows for run in row.runs for m in run.protection.values() for k in m}
+    return protection_keys(sorted(found | {"protection_rate"}))
+
+
 def protection(agg: Aggregate, rows: list[ProtectionRow]) -> Table:
     """Table 2 (`rows`: protection_rows, not empty): each row's rate, precision and
     recall over its own runs' seeds, and its time per image pooled over their images."""
     extra = _protection_keys(agg)
     keys = ["precision", "recall", *extra]
+    measured = _measured_keys(rows)
     results = {}
     for row in rows:
         result = mean_result(row.runs, row.method_id, keys, intervals=False)
-        result["metrics"]["protection_rate"] = row.rate.mean
-        result["std"]["protection_rate"] = row.rate.std
+        for key in measured:
+            value = row.rate if key == "protection_rate" else row.runs.rate(row.method_id, key)
+            result["metrics"][key], result["std"][key] = value.mean, value.std
         results[row.method_id] = result
     means = means_run(agg.exp.folder, [_config(r) for r in rows], results)
     costs = {r.method_id: _pooled_cost(r.runs, r.method_id) for r in rows}

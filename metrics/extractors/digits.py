@@ -15,6 +15,10 @@ class DigitsExtractor(FeatureExtractor):
     name = "digits"
     batch_size = 512
     threads = 1
+    # Cosine above which a sample counts as a copy of a protected digit: 5% of the
+    # held-out digits, which the classifier and the model never saw, are that close to a
+    # training digit (tests/test_protection_scores.py), as 0.5 is to SSCD.
+    copy_threshold = 0.998
 
     def __init__(self, weights: Path = WEIGHTS, device: str = "cpu") -> None:
         super().__init__(device)
