@@ -48,6 +48,8 @@ class RowFiles:
         rows, dim = 0, None
         with open(raw, "wb") as f:
             for chunk in chunks:
+                if len(chunk) == 0:
+                    continue
                 chunk = np.ascontiguousarray(chunk, np.float32).reshape(len(chunk), -1)
                 dim = chunk.shape[1]
                 rows += len(chunk)
