@@ -197,7 +197,7 @@ def test_claims_section_has_a_verdict_per_claim_decided_by_the_numbers(done):
 def test_table2_has_the_copy_rate_ct_and_auth_pct_of_every_row(done):
     root, page, _ = done
     header, rows = _table_rows(_section(page.read_text(), "Table 2"))
-    for name in ("Copy rate (digits) ↓", "CT (data-copying) ↑", "AuthPct ↑"):
+    for name in ("Copy rate (digits) (%) ↓", "CT (data-copying) ↑", "AuthPct ↑"):
         assert name in header, header
     # the protection run's SPELL row: the scorer measured it (it shields the set)
     at = header.index("AuthPct ↑")

@@ -331,7 +331,12 @@ def table2(p: PageInput) -> list[str]:
         f"Share of final samples within r = {agg.exp.spec.protection.radius:g} (L2, {space}) "
         f"of their exact nearest {split} {item}, mean ± std over {p.n} seeds. The first "
         "two rows come from the main runs, the last from the protection runs (same seeds, "
-        f"{label} repelling from the stored {split} split).",
+        f"{label} repelling from the stored {split} split). Beside it, as the "
+        "memorisation literature measures copying, in the per-prompt feature space: the "
+        "copy rate (%: best cosine to a protected item above the space's threshold), "
+        "the data-copying test CT (Meehan et al. 2020; below 0: closer to the protected "
+        "set than held-out data is) and AuthPct (Alaa et al. 2022; % of samples farther "
+        "from their nearest protected item than it is from its own neighbour).",
         "",
     ]
     return out + [to_pipe_table(tables.protection(agg, p.protection)), ""]

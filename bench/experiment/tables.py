@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from metrics.catalog import metric_info
-from metrics.protection import protection_keys
+from metrics.protection import COPY_RATE_PREFIX, protection_keys
 from reports.cost import Cost
 from reports.rundata import MethodConfig
 from reports.tables import (
@@ -143,13 +143,18 @@ def protection(agg: Aggregate, rows: list[ProtectionRow]) -> Table:
     means = means_run(agg.exp.folder, [_config(r) for r in rows], results)
     costs = {r.method_id: _pooled_cost(r.runs, r.method_id) for r in rows}
     table = _name_rows(protection_table(means, costs), {r.method_id: r.label for r in rows})
+    shares = [k for k in measured if k == "protection_rate" or k.startswith(COPY_RATE_PREFIX)]
     for row, config in zip(table.rows, means.configs, strict=True):
-        row["protection_rate"] = _percent(row["protection_rate"])
+        row.update({k: _percent(row[k]) for k in shares})
         row.update({k: metric_cell(means, config.id, k) for k in extra})
     at = [k for k, _ in table.columns].index("seconds")
     table.columns[at:at] = [(k, metric_info(k).short) for k in extra]
     header = f"Within r of a {split_name(agg)} {protected_items(agg)[0]} (%) ↓"
     table.columns = [(k, header if k == "protection_rate" else h) for k, h in table.columns]
+    table.columns = [
+        (k, h.replace(" ↓", " (%) ↓") if k.startswith(COPY_RATE_PREFIX) else h)
+        for k, h in table.columns
+    ]
     return table
 
 
