@@ -6,7 +6,7 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -31,7 +31,9 @@ class RunConfig(BaseModel):
     references: Path | None = Field(
         None, description="reference image folder of a dataset prompt set (scoring only)"
     )
-    samples: int = Field(32, gt=0, description="samples per prompt")
+    samples: int | Literal["references"] = Field(
+        32, description="samples per prompt, or 'references': as many as its reference images"
+    )
     batch_size: int = Field(8, gt=0)
     steps: int | None = Field(None, gt=0, description="default: the model's")
     guidance: float | None = Field(
@@ -51,6 +53,13 @@ class RunConfig(BaseModel):
         if "/" in name or "\\" in name or name in (".", "..") or name != name.strip():
             raise ValueError(f"{name!r} must be a plain folder name (no /, \\, . or ..)")
         return name
+
+    @field_validator("samples")
+    @classmethod
+    def _positive(cls, samples: int | str) -> int | str:
+        if isinstance(samples, int) and samples <= 0:
+            raise ValueError(f"must be positive, got {samples}")
+        return samples
 
     @field_validator("prompts")
     @classmethod
@@ -78,15 +87,27 @@ class BenchConfig(BaseModel):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def apply_preset(data: dict[str, Any], preset: str, model: str) -> None:
-    """`--preset paper`: the paper's CFG weight, steps, batch size, SPELL radius and lambda."""
+def apply_preset(data: dict[str, Any], preset: str, model: str, prompts: object = None) -> None:
+    """`--preset paper`: the paper's Table 1 protocol (presets.py); `sd3` with ImageNet
+    prompts takes the class-to-image settings. CC12M's folder comes from `--prompts`."""
     if preset != "paper":
         raise BenchError(f"unknown preset {preset!r}: the only preset is 'paper'")
-    from bench.models.presets import paper_preset
+    from bench.models.presets import CC12M, IMAGENET, paper_preset
 
-    settings = paper_preset(model)
-    for key in ("guidance", "steps", "batch_size"):
+    given = data["run"].get("prompts", "") if prompts is None else prompts
+    prompts = str(given[0] if isinstance(given, list) and len(given) == 1 else given)
+    imagenet = prompts.startswith(IMAGENET)
+    settings = paper_preset("sd3-imagenet" if model == "sd3" and imagenet else model)
+    if settings["prompts"] == CC12M and not prompts.startswith(CC12M + ":"):
+        raise BenchError(
+            f"the paper evaluates {model} on its CC12M split (Appendix E): "
+            "add --prompts cc12m:DIR:test"
+        )
+    if settings["prompts"] == IMAGENET:
+        data["run"]["prompts"] = prompts if imagenet else IMAGENET
+    for key in ("guidance", "steps", "batch_size", "samples"):
         data["run"][key] = settings[key]
+    data["run"]["methods"] = list(settings["run_methods"])
     for method, params in settings["methods"].items():
         data.setdefault("method", {}).setdefault(method, {}).update(params)
 
@@ -132,7 +153,7 @@ def load_config(
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     model = flags.get("model", data["run"].get("model", "digits"))
     if preset is not None:
-        apply_preset(data, preset, model)
+        apply_preset(data, preset, model, flags.get("prompts"))
     data["run"].update(flags)
     data["run"].setdefault("name", model.replace(":", "-").replace(".", "-"))
     apply_model_tables(data, model, path)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import difflib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
 from bench.config import BenchConfig
-from bench.data.sets import dataset_spec, load_prompt_set
+from bench.data.sets import dataset_spec, load_prompt_set, open_prompt_set
 from bench.environment import default_threads, is_global_zero
 from bench.errors import BenchError, Interrupted
 from bench.run_dir import RunDir
@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # diffusers loads with the model, after the cheap checks
     from bench.models.base import ModelAdapter, Prompt
     from bench.sampler import SamplingSettings
 
+REFERENCE_SAMPLES_CAP = 128  # the paper's most images per prompt
 _LATER = ("scored", "reported")  # what a rerun that generated nothing keeps
 
 
@@ -45,6 +46,21 @@ def select_prompts(model: ModelAdapter, spec: int | list[str] | str) -> list[Pro
     if not chosen:
         raise BenchError("the prompt set is empty: nothing to generate")
     return chosen
+
+
+def with_reference_counts(
+    prompts: list[Prompt], spec: object, references: Path | None
+) -> list[Prompt]:
+    """`samples = "references"`: each prompt gets as many samples as it has reference
+    images, at most REFERENCE_SAMPLES_CAP (the paper's CC12M protocol: 4 to 128)."""
+    dataset = dataset_spec(spec)
+    refs = open_prompt_set(dataset, references).references if dataset else None
+    if not refs:
+        raise BenchError("--samples references needs a prompt set with reference images")
+    missing = [p.id for p in prompts if not refs.get(p.id)]
+    if missing:
+        raise BenchError(f"--samples references: no reference images for prompts {missing[:5]}")
+    return [replace(p, samples=min(len(refs[p.id]), REFERENCE_SAMPLES_CAP)) for p in prompts]
 
 
 def _first_prompts(model: ModelAdapter, offered: list[Prompt], count: int) -> list[Prompt]:
@@ -182,6 +198,8 @@ def plan_generation(config: BenchConfig) -> GenerationPlan:
 
     model = load_model(config.run.model, **model_kwargs(config))
     prompts = select_prompts(model, config.run.prompts)
+    if config.run.samples == "references":
+        prompts = with_reference_counts(prompts, config.run.prompts, config.run.references)
     settings = SamplingSettings(
         guidance=model.default_guidance if config.run.guidance is None else config.run.guidance,
         steps=config.run.steps or model.default_steps,
@@ -214,7 +232,7 @@ def execute(
             plan.methods,
             plan.prompts,
             plan.settings,
-            config.run.samples,
+            config.run.samples if isinstance(config.run.samples, int) else 0,
             config.run.batch_size,
             config.run.seed,
             launch,
@@ -233,7 +251,9 @@ def execute(
             status,
             **plan.details(),
             generation_seconds=round(time.perf_counter() - start, 3),
-            images_generated=ran * config.run.samples,
+            images_generated=ran * config.run.samples
+            if isinstance(config.run.samples, int)
+            else None,
         )
     return run
 

@@ -72,7 +72,7 @@ class GenerationTask(L.LightningModule):
             self.adapter,
             method,
             prompt,
-            self.samples,
+            prompt.samples or self.samples,
             self.sample_batch_size,
             self.seed,
             self.settings,
@@ -128,15 +128,15 @@ class ImageProgress(Callback):
     """One bar on rank 0 in a terminal, counted in images, with ETA and images per second
     (closed on an error or Ctrl-C, so the message that follows starts a line)."""
 
-    def __init__(self, images_per_item: int, label: str = "generating") -> None:
-        self.images_per_item = images_per_item
+    def __init__(self, images: int, items: int, label: str = "generating") -> None:
+        self.images, self.items = images, items  # over every rank
         self.label = label
         self.bar = None
 
     def on_predict_start(self, trainer, pl_module) -> None:
-        total = sum(trainer.num_predict_batches) * self.images_per_item
+        share = sum(trainer.num_predict_batches) / max(self.items, 1)  # this rank's
         self.bar = tqdm(
-            total=total,
+            total=round(self.images * share),
             desc=self.label,
             unit="img",
             dynamic_ncols=True,
@@ -146,7 +146,7 @@ class ImageProgress(Callback):
     def on_predict_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
     ) -> None:
-        self.bar.update(self.images_per_item)
+        self.bar.update(len(outputs[2]["images"]))
 
     def on_predict_end(self, trainer, pl_module) -> None:
         self.bar.close()
@@ -225,7 +225,8 @@ def run_generation(
     if not todo:
         return 0
     task = GenerationTask(model, methods, settings, samples, batch_size, seed)
-    callbacks = [SampleWriter(run)] + ([ImageProgress(samples)] if progress else [])
+    images = sum(p.samples or samples for _, p in todo)
+    callbacks = [SampleWriter(run)] + ([ImageProgress(images, len(todo))] if progress else [])
     trainer = make_trainer(run, launch or Launch(), callbacks)
     loader = DataLoader(WorkItems(todo), batch_size=1, collate_fn=_single)
     predict(trainer, task, loader)

@@ -215,6 +215,7 @@ def _denoise(model, method, prompt, ctx, settings, conditions) -> tuple:
             cond = method.condition(step, cond0, ctx)
             uncond = method.uncondition(step, uncond0, ctx)
             w = method.guidance(step, settings.guidance, ctx)
+            w = model.guidance_weight(w, timestep, index, settings.steps)
         at = Evaluation(x, timestep, stepper, i, alpha, sigma)
         x0_raw, calls = guided_x0(model, method, step, at, cond, uncond, w, ctx)
         nfe += calls

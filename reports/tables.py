@@ -112,7 +112,7 @@ def _mark_best(rows: list[dict[str, str | Cell]], keys: list[str]) -> None:
                 row[key] = replace(cell, best=True)
 
 
-def _metric_columns(keys: list[str]) -> list[tuple[str, str]]:
+def metric_columns(keys: list[str]) -> list[tuple[str, str]]:
     return [(k, metric_info(k).short) for k in keys]
 
 
@@ -132,7 +132,7 @@ def defaults_table(run: RunData) -> Table:
         "Mean over prompts [bootstrap interval]; best per column in bold. Default config: "
         "the one whose swept parameters equal the method's class defaults, else the middle "
         "sweep point.",
-        [("method", "Method"), ("id", "Config")] + _metric_columns(keys),
+        [("method", "Method"), ("id", "Config")] + metric_columns(keys),
     )
     for config in default_configs(run):
         row: dict[str, str | Cell] = {"method": config.method, "id": config.id}
@@ -149,7 +149,7 @@ def sweep_table(run: RunData) -> Table:
         "Table 4: every sweep point of every method",
         "Mean over prompts [bootstrap interval]; the raw data of the Pareto fronts.",
         [("method", "Method"), ("id", "Config"), ("params", "Swept parameters")]
-        + _metric_columns(keys),
+        + metric_columns(keys),
     )
     for method, configs in run.methods().items():
         swept = swept_params(configs)
@@ -215,7 +215,7 @@ def protection_table(run: RunData, costs: dict[str, Cost | None]) -> Table:
         "threshold), the data-copying test CT (below 0: copying) and AuthPct, quality and "
         "diversity, and time per image.",
         [("method", "Method"), ("id", "Config")]
-        + _metric_columns(keys)
+        + metric_columns(keys)
         + [("seconds", "Time per image (s) ↓")],
     )
     for config in run.configs:
@@ -231,8 +231,12 @@ def protection_table(run: RunData, costs: dict[str, Cost | None]) -> Table:
 
 
 def all_tables(run: RunData) -> list[Table]:
+    from reports.paper_table1 import paper_table
+
     costs = run_costs(run)
-    tables = [defaults_table(run), sweep_table(run), cost_table(run, costs)]
+    paper = paper_table(run)
+    tables = [defaults_table(run), *([paper] if paper else []), sweep_table(run)]
+    tables.append(cost_table(run, costs))
     if has_protection(run):
         tables.append(protection_table(run, costs))
     return tables

@@ -22,6 +22,19 @@ def fits(method, model) -> bool:
     return True
 
 
+def sample_or_refuse(model, name: str, guidance: float, steps: int):
+    """Method `name` (defaults) on 4 samples in batches of 2, or None when the model
+    refuses it up front (in one line, checked by `fits`)."""
+    from bench.sampler import SamplingSettings, generate_prompt
+    from methods.registry import expand
+
+    method = expand(name)[0]
+    if not fits(method, model):
+        return None
+    settings = SamplingSettings(guidance, steps)
+    return generate_prompt(model, method, model.prompts()[0], 4, 2, 0, settings)
+
+
 @pytest.fixture(scope="session")
 def random_digits() -> DigitsAdapter:
     """The digits architecture with random weights: fast, for loop mechanics."""

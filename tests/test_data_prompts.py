@@ -193,3 +193,46 @@ def test_reference_free_scoring_keeps_vendi_and_clip_score(monkeypatch, tmp_path
     assert result["counts"]["n_reference"] == 0
     run = tmp_path / "run"
     assert get_reference("sd3", run).reference_free
+
+
+def test_samples_references_gives_each_prompt_its_reference_count(tmp_path):
+    """The paper's CC12M protocol: as many samples as reference images, at most 128."""
+    from bench.generate import REFERENCE_SAMPLES_CAP, with_reference_counts
+    from bench.models.base import Prompt
+
+    for i in range(3):
+        _image(tmp_path / "refs" / "apple" / f"{i}.png", RED)
+    _image(tmp_path / "refs" / "car" / "0.png", BLUE)
+    path = tmp_path / "p.csv"
+    path.write_text("id,text,references\napple,a red apple,refs/apple\ncar,a blue car,refs/car\n")
+    prompts = [Prompt("apple", "a red apple"), Prompt("car", "a blue car")]
+    counted = with_reference_counts(prompts, f"file:{path}", None)
+    assert [p.samples for p in counted] == [3, 1]
+    assert REFERENCE_SAMPLES_CAP == 128
+    free = tmp_path / "free.txt"
+    free.write_text("a red apple\n")
+    with pytest.raises(BenchError, match="needs a prompt set with reference images"):
+        with_reference_counts(prompts, f"file:{free}", None)
+
+
+def test_a_prompts_own_count_sets_its_samples(tmp_path, random_digits):
+    """Generation honours Prompt.samples: 3 and 5 samples, batches of 2, one run."""
+    from dataclasses import replace
+
+    from bench.loop import Launch, run_generation
+    from bench.run_dir import RunDir
+    from bench.sampler import SamplingSettings
+    from methods.none import NoMethod
+
+    prompts = [
+        replace(p, samples=n) for p, n in zip(random_digits.prompts()[:2], (3, 5), strict=True)
+    ]
+    run = RunDir(tmp_path / "run")
+    settings = SamplingSettings(guidance=1.0, steps=2, scheduler="native")
+    method = NoMethod()
+    done = run_generation(
+        run, random_digits, [method], prompts, settings, 0, 2, 0, Launch(), progress=False
+    )
+    assert done == 2
+    counts = [len(run.load_samples(method.id, p.id)["images"]) for p in prompts]
+    assert counts == [3, 5]

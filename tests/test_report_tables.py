@@ -186,3 +186,32 @@ def test_cost_counts_the_images_scoring_counted():
     result = {"cost": {"seconds_per_image": 0.1, "nfe_per_image": 8}, "counts": {"n_generated": 12}}
     assert cost_from_result(result).images == 12
     assert cost_from_result({"cost": {"seconds_per_image": 0.1}}).images is None
+
+
+def test_a_paper_model_gets_table1s_row_pair_beside_the_run(tmp_path):
+    """An EDMv2 run's report shows the paper's EDMv2 pair, then its own none and SPELL."""
+    import tomllib
+
+    import tomli_w
+
+    from bench.run_dir import RunDir
+    from reports.paper_table1 import PAPER_TABLE1, paper_key, paper_table
+    from reports.tables import all_tables
+
+    path = make_run(tmp_path / "run", prompts=2, samples=4, steps=3)
+    config_file = RunDir(path).config_file
+    config = tomllib.loads(config_file.read_text())
+    config["run"]["model"] = "edm2"
+    config_file.write_text(tomli_w.dumps(config))
+    run = load_run(path)
+    table = paper_table(run)
+    assert table is not None and table.name == "table1-paper"
+    paper = PAPER_TABLE1["edm2"]
+    first, second, *ours = table.rows
+    assert first["recall"].value == 0.589 and first["recall"].std == 0.002
+    assert second["fd_dinov2"].value == paper.spell["fd_dinov2"][0] == 68.909
+    assert [r["method"] for r in ours] == ["this run: none", "this run: spell"]
+    assert ours[0]["recall"].value == run.metric("none", "recall")
+    assert [t.name for t in all_tables(run)][:2] == ["table1-defaults", "table1-paper"]
+    assert paper_key("sd3", "imagenet") == "sd3-imagenet" and paper_key("sd3", "cc12m:d") == "sd3"
+    assert paper_key("simple-diffusion", None) == "mdm" and paper_key("digits", None) is None

@@ -26,6 +26,7 @@ class Prompt:
     id: str
     text: str
     label: int | None = None
+    samples: int | None = None  # this prompt's sample count, when the run's varies
 
 
 class ModelAdapter(ABC):
@@ -113,6 +114,10 @@ class ModelAdapter(ABC):
         )
         return both.chunk(2)
 
+    def guidance_weight(self, w: float, timestep, step_index: int, num_steps: int) -> float:
+        """The CFG weight this model applies at a step, given the run's (or the method's)
+        weight w: w itself, unless the model's own sampler schedules it (MDT)."""
+        return w
 
     def abilities(self) -> frozenset[str]:
         """The optional predictions this model can make (methods' `requires`): "weak"

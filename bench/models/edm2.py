@@ -42,6 +42,7 @@ from diffusers import EulerDiscreteScheduler, HeunDiscreteScheduler, SchedulerMi
 
 from bench.errors import BenchError
 from bench.models.base import ModelAdapter, Prompt
+from bench.models.local_files import local_file
 from bench.models.pipelines import torch_dtype
 from bench.schedules import scale_input
 
@@ -266,14 +267,14 @@ def load_edm2(model_path=None, guide_path=None, dtype="float32", device="cpu", *
     """The factory for `--model bench.models.edm2:load_edm2`: an EDM2 pickle from
     `model_path` or $SPELLBENCH_EDM2_PATH, optionally a guiding network pickle from
     `guide_path` or $SPELLBENCH_EDM2_GUIDE_PATH; its encoder decodes latents."""
-    source = model_path or os.environ.get(PATH_VAR)
-    if not source or not Path(source).is_file():
-        raise BenchError(
-            f"EDM2 network pickle not found ({source or 'no path given'}): download "
-            f"one from NVlabs/edm2 (e.g. edm2-img512-xs-2147483-0.135.pkl) and point "
-            f"--model-path or {PATH_VAR} at it"
-        )
-    data = _unpickle(Path(source))
+    source = local_file(
+        model_path,
+        PATH_VAR,
+        lambda tried: f"EDM2 network pickle not found ({tried}): download one from "
+        f"NVlabs/edm2 (e.g. edm2-img512-xs-2147483-0.135.pkl) and point --model-path or "
+        f"{PATH_VAR} at it",
+    )
+    data = _unpickle(source)
     guide = guide_path or os.environ.get(GUIDE_PATH_VAR)
     guide_net = _unpickle(Path(guide))["ema"] if guide else None
     encoder = data.get("encoder")

@@ -46,6 +46,14 @@ _BUILT_IN = {
         "bench.models.dit:load_dit",
         "DiT-XL/2 256, class-conditional ImageNet (facebook/DiT-XL-2-256)",
     ),
+    "mdt": (
+        "bench.models.mdt:load_mdt",
+        "MDTv2-XL/2 256, class-conditional ImageNet (sail-sg/MDT checkpoint, --model-path)",
+    ),
+    "mdm": (
+        "bench.models.mdm:load_mdm",
+        "ml-mdm's pixel UNet, the SPELL paper's Simple Diffusion (apple/ml-mdm, --model-path)",
+    ),
     "edm2": (
         "bench.models.edm2:load_edm2",
         "an NVlabs/edm2 network pickle (--model-path or SPELLBENCH_EDM2_PATH)",
