@@ -384,9 +384,9 @@ def list_(what: Annotated[str, typer.Argument(help="models or methods")] = "meth
         for line in describe_models():
             typer.echo(line)
     elif what == "methods":
-        from methods.registry import describe_methods
+        from methods.registry import cached_descriptions
 
-        for line in describe_methods():
+        for line in cached_descriptions():
             typer.echo(line)
     else:
         raise BenchError(f"cannot list {what!r}: use `bench list models` or `bench list methods`")

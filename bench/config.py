@@ -10,8 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bench.errors import BenchError
-from methods.base import first_error
+from bench.errors import BenchError, first_error
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "bench.toml"
 

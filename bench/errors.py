@@ -6,6 +6,14 @@
 """
 
 
+def first_error(err) -> str:
+    """A pydantic ValidationError as one line: where, then what (`radius: Input should
+    be ...`)."""
+    e = err.errors()[0]
+    where = ".".join(str(p) for p in e["loc"])
+    return f"{where}: {e['msg']}" if where else e["msg"]
+
+
 class BenchError(Exception):
     """Bad input or a missing prerequisite; the message says what to fix."""
 

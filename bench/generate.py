@@ -12,20 +12,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
 from bench.config import BenchConfig
 from bench.data.sets import dataset_spec, load_prompt_set, open_prompt_set
 from bench.environment import default_threads, is_global_zero
 from bench.errors import BenchError, Interrupted
 from bench.run_dir import RunDir
 from methods import registry as method_registry
-from methods.base import DiversityMethod
 from methods.registry import expand
 
 if TYPE_CHECKING:  # diffusers loads with the model, after the cheap checks
     from bench.models.base import ModelAdapter, Prompt
     from bench.sampler import SamplingSettings
+    from methods.base import DiversityMethod
 
 REFERENCE_SAMPLES_CAP = 128  # the paper's most images per prompt
 _LATER = ("scored", "reported")  # what a rerun that generated nothing keeps
@@ -92,6 +90,20 @@ def select_methods(config: BenchConfig) -> list[DiversityMethod]:
     if duplicates:
         raise BenchError(f"method-configs with the same id: {sorted(duplicates)}")
     return methods
+
+
+def check_names(config: BenchConfig) -> None:
+    """The model and every run method are registered (or `module:attr` names), checked
+    without importing them."""
+    from bench.models.registry import MODELS
+
+    for registry, names in (
+        (MODELS, [config.run.model]),
+        (method_registry.METHODS, config.run.methods),
+    ):
+        for name in names:
+            if ":" not in name and name not in registry:
+                registry.get(name)  # the registry's own "unknown ..." line
 
 
 def check_method_sections(config: BenchConfig, run_names: list[str]) -> None:
@@ -190,6 +202,9 @@ def plan_generation(config: BenchConfig) -> GenerationPlan:
         config = config.model_copy(
             update={"run": config.run.model_copy(update={"threads": threads})}
         )
+    check_names(config)  # before torch: a typo is one line, at once
+    import torch
+
     torch.set_num_threads(config.run.threads)
     methods = select_methods(config)
     # Imported here: diffusers takes seconds, and the checks above need none of it.

@@ -17,7 +17,7 @@ from pathlib import PurePath
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 
 @dataclass(frozen=True)
@@ -224,13 +224,6 @@ class DiversityMethod:
 
     def end_batch(self, x0: torch.Tensor, ctx: BatchContext) -> None:
         """Called with the batch's final outputs (in the model's diffusion space)."""
-
-
-def first_error(err: ValidationError) -> str:
-    """A pydantic error as one line: where, then what (`radius: Input should be ...`)."""
-    e = err.errors()[0]
-    where = ".".join(str(p) for p in e["loc"])
-    return f"{where}: {e['msg']}" if where else e["msg"]
 
 
 def format_number(x: float) -> str:

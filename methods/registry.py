@@ -4,22 +4,30 @@ Also the expansion of a method's swept parameters into method-configs."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import inspect
 import itertools
+import os
 import sys
 import typing
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from bench.errors import BenchError
+from bench.errors import BenchError, first_error
 from bench.registry import Registry
-from methods.base import DiversityMethod, first_error
+
+if TYPE_CHECKING:  # torch only once a method is imported
+    from methods.base import DiversityMethod
 
 ENTRY_POINT_GROUP = "spellbench.methods"
 
 
 def _not_a_method(obj) -> str | None:
+    from methods.base import DiversityMethod
+
     if isinstance(obj, type) and issubclass(obj, DiversityMethod):
         return None
     return "is not a DiversityMethod subclass"
@@ -133,4 +141,47 @@ def describe_methods() -> list[str]:
         for key, field in fields.items():
             setting = f"{key} = {_toml_value(field.default)}"
             lines.append(f"    {setting:{width + 3}s}  {field.description or ''}".rstrip())
+    return lines
+
+
+def cache_dir() -> Path:
+    """Where small derived listings are kept: $SPELLBENCH_CACHE, else the user cache."""
+    given = os.environ.get("SPELLBENCH_CACHE")
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(given) if given else base / "spellbench"
+
+
+def _source_files() -> list[Path]:
+    """The files `describe_methods` reads: this package and every plugin's module."""
+    files = sorted(Path(__file__).parent.glob("*.py"))
+    for entry in METHODS.entries():
+        target = entry.target if isinstance(entry.target, str) else entry.target.__module__
+        spec = importlib.util.find_spec(target.partition(":")[0])
+        if spec is not None and spec.origin and Path(spec.origin).is_file():
+            files.append(Path(spec.origin))
+    return files
+
+
+def _listing_key() -> str:
+    digest = hashlib.sha256(",".join(METHODS.names()).encode())
+    for path in _source_files():
+        stat = path.stat()
+        digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def cached_descriptions() -> list[str]:
+    """`describe_methods()`, kept on disk under a key of the sources it is read from (a
+    changed or added method file makes a new key), so `bench list methods` needs no
+    torch once the listing exists."""
+    from bench.atomic import atomic_write_text
+
+    path = cache_dir() / f"methods-{_listing_key()}.txt"
+    if path.is_file():
+        return path.read_text().splitlines()
+    lines = describe_methods()
+    try:
+        atomic_write_text(path, "\n".join(lines))
+    except OSError:  # a read-only home: list without keeping it
+        pass
     return lines

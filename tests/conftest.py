@@ -8,6 +8,14 @@ from bench.models.digits import DigitsAdapter, DigitsDenoiser
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache(tmp_path_factory):
+    """Listings the commands keep (methods.registry.cache_dir) go to a test folder."""
+    import os
+
+    os.environ.setdefault("SPELLBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
 def fits(method, model) -> bool:
     """Whether the model offers what the method needs (else a run refuses it up front,
     in one line)."""

@@ -73,3 +73,40 @@ def test_models_methods_and_extractors_use_it():
     assert {"digits", "pixels", "inception", "dinov2", "clip"} <= set(EXTRACTORS.names())
     with pytest.raises(BenchError, match="did not return a ModelAdapter"):
         load_model("os:getcwd")
+
+
+def test_the_method_listing_is_kept_until_a_source_changes(tmp_path, monkeypatch):
+    """`bench list methods` reads a kept listing; a changed method file makes a new one."""
+    from methods import registry
+
+    monkeypatch.setenv("SPELLBENCH_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "plugin.py"
+    source.write_text("x = 1\n")
+    monkeypatch.setattr(registry, "_source_files", lambda: [source])
+    first = registry.cached_descriptions()
+    assert first == registry.describe_methods()
+    assert len(list((tmp_path / "cache").glob("methods-*.txt"))) == 1
+
+    def refuse():
+        raise AssertionError("recomputed although nothing changed")
+
+    monkeypatch.setattr(registry, "describe_methods", refuse)
+    assert registry.cached_descriptions() == first
+    source.write_text("x = 22\n")  # a changed source: computed again
+    monkeypatch.setattr(registry, "describe_methods", lambda: ["changed"])
+    assert registry.cached_descriptions() == ["changed"]
+
+
+def test_a_kept_listing_needs_no_torch(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from methods.registry import cached_descriptions; "
+        "lines = cached_descriptions(); print(len(lines), 'torch' in sys.modules)"
+    )
+    env = {**__import__("os").environ, "SPELLBENCH_CACHE": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    count, torch_loaded = out.stdout.decode().split()
+    assert int(count) > 17 and torch_loaded == "False"

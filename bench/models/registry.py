@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bench.errors import BenchError
-from bench.models.base import ModelAdapter
 from bench.registry import Registry
 
-ModelFactory = Callable[..., ModelAdapter]
+if TYPE_CHECKING:  # torch and diffusers only when a model is loaded
+    from bench.models.base import ModelAdapter
+
+ModelFactory = Callable[..., "ModelAdapter"]
 
 
 def _not_a_factory(obj) -> str | None:
-    if isinstance(obj, type) and issubclass(obj, ModelAdapter):
-        return None
+    """An adapter class or any other callable is a factory."""
     return None if callable(obj) else "is not a callable model factory"
 
 
@@ -108,6 +110,8 @@ def _check_arguments(name: str, factory: ModelFactory, kwargs: dict) -> None:
 
 
 def load_model(name: str, **kwargs) -> ModelAdapter:
+    from bench.models.base import ModelAdapter
+
     factory = MODELS.get(name)
     _check_arguments(name, factory, kwargs)
     adapter = factory(**kwargs)
