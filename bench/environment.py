@@ -10,6 +10,14 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+
+def user_cache_dir() -> Path:
+    """Where derived files shared by runs are kept (method listings, reference features
+    and statistics): $SPELLBENCH_CACHE, else $XDG_CACHE_HOME/spellbench or ~/.cache."""
+    given = os.environ.get("SPELLBENCH_CACHE")
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(given) if given else base / "spellbench"
+
 PACKAGES = ("spellbench", "torch", "diffusers", "lightning", "torchmetrics", "numpy")
 
 

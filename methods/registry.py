@@ -8,7 +8,6 @@ import hashlib
 import importlib.util
 import inspect
 import itertools
-import os
 import sys
 import typing
 from pathlib import Path
@@ -144,13 +143,6 @@ def describe_methods() -> list[str]:
     return lines
 
 
-def cache_dir() -> Path:
-    """Where small derived listings are kept: $SPELLBENCH_CACHE, else the user cache."""
-    given = os.environ.get("SPELLBENCH_CACHE")
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return Path(given) if given else base / "spellbench"
-
-
 def _source_files() -> list[Path]:
     """The files `describe_methods` reads: this package and every plugin's module."""
     files = sorted(Path(__file__).parent.glob("*.py"))
@@ -175,8 +167,9 @@ def cached_descriptions() -> list[str]:
     changed or added method file makes a new key), so `bench list methods` needs no
     torch once the listing exists."""
     from bench.atomic import atomic_write_text
+    from bench.environment import user_cache_dir
 
-    path = cache_dir() / f"methods-{_listing_key()}.txt"
+    path = user_cache_dir() / f"methods-{_listing_key()}.txt"
     if path.is_file():
         return path.read_text().splitlines()
     lines = describe_methods()

@@ -55,11 +55,17 @@ class FeatureCache:
         self, group: str, item: str, digest: str, images: Callable[[], np.ndarray]
     ) -> dict[str, np.ndarray]:
         """Cached outputs for `images()` (called only on a miss) whose digest is `digest`."""
+        return self.arrays(group, item, digest, lambda: self.extractor.extract(images()))
+
+    def arrays(
+        self, group: str, item: str, digest: str, compute: Callable[[], dict[str, np.ndarray]]
+    ) -> dict[str, np.ndarray]:
+        """Any arrays derived from this extractor's outputs, cached under `digest`."""
         path = self.path(group, item)
         cached = _read(path, digest)
         if cached is not None:
             return cached
-        out = self.extractor.extract(images())
+        out = compute()
         atomic_save_npz(path, {**out, _DIGEST: np.array(digest)})
         return out
 

@@ -86,6 +86,21 @@ class GaussianAccumulator:
         self._sum += centred.sum(axis=0)
         self._outer += centred.T @ centred
 
+    def state(self) -> dict[str, np.ndarray]:
+        """The sums as arrays (for the feature cache); `from_state` rebuilds them."""
+        if self._shift is None:
+            return {"count": np.array(0)}
+        return {"count": np.array(self.count), "shift": self._shift, "sum": self._sum,
+                "outer": self._outer}  # fmt: skip
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> GaussianAccumulator:
+        acc = cls()
+        if int(state["count"]):
+            acc.count, acc.dim = int(state["count"]), int(state["shift"].shape[0])
+            acc._shift, acc._sum, acc._outer = state["shift"], state["sum"], state["outer"]
+        return acc
+
     def mean(self) -> np.ndarray:
         return self._shift + self._sum / self.count
 

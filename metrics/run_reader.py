@@ -59,10 +59,6 @@ class MethodDir:
         latents = self.run.load_samples(self.method_id, prompt_id, ("latents",))["latents"]
         return latents.reshape(len(latents), -1)
 
-    def final_latents(self) -> np.ndarray:
-        """Every prompt's final latents, flattened per sample."""
-        return np.concatenate([self.latents(p) for p in self.prompt_ids()])
-
 
 def method_dirs(run: RunDir, prompt_ids: list[str] | None = None) -> list[MethodDir]:
     """Every method-config with at least one complete prompt, in id order; `prompt_ids`

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 
 from bench.data.references import ReferenceProvider
+from bench.environment import user_cache_dir
 from bench.errors import BenchError
 from bench.run_dir import RunDir
 from metrics.cache import FeatureCache, array_digest
@@ -35,8 +38,11 @@ class FeatureSpaces:
         self.run = RunDir(run_dir)
         root = self.run.features
         self.caches = {n: FeatureCache(root, e) for n, e in self.extractors.items()}
+        # reference features and statistics depend on the images only: every run shares them
+        shared = user_cache_dir() / "features"
+        self.shared = {n: FeatureCache(shared, e) for n, e in self.extractors.items()}
         self.reference = reference
-        self._reference: dict[str, dict[str, Outputs]] = {}
+        self._digests: dict[str, str] = {}  # prompt id -> its reference images' digest
         self._reference_stats: dict[tuple, GaussianAccumulator] = {}
         self._text: dict[str, np.ndarray] = {}
         self._reference_rows: dict[tuple, np.ndarray] = {}
@@ -51,25 +57,43 @@ class FeatureSpaces:
         }
 
     def reference_outputs(self, prompt_id: str) -> dict[str, Outputs]:
-        if prompt_id not in self._reference:
+        """One prompt's reference outputs, read from the shared cache (none are held: a
+        run's reference set need not fit in memory)."""
+        images = None
+        if prompt_id not in self._digests:
             images = self.reference.images(prompt_id)
-            digest = array_digest(images)
-            self._reference[prompt_id] = {
-                n: c.features("reference", prompt_id, digest, lambda: images)
-                for n, c in self.caches.items()
-            }
-        return self._reference[prompt_id]
+            self._digests[prompt_id] = array_digest(images)
+
+        def load() -> np.ndarray:
+            return images if images is not None else self.reference.images(prompt_id)
+
+        digest = self._digests[prompt_id]
+        return {n: c.features("reference", prompt_id, digest, load) for n, c in self.shared.items()}
 
     def reference_statistics(self, name: str, prompt_ids: list[str]) -> GaussianAccumulator:
-        """Running statistics of the union of these prompts' reference features, computed
-        once per extractor and prompt set (every method of a full run shares them)."""
+        """Running statistics of the union of these prompts' reference features: computed
+        once per extractor and reference set, on disk beside the shared reference
+        features (every method and every run with the same references reads them)."""
         key = (name, tuple(prompt_ids))
         if key not in self._reference_stats:
-            stats = GaussianAccumulator()
-            for pid in prompt_ids:
-                stats.update(self.reference_outputs(pid)[name]["features"])
-            self._reference_stats[key] = stats
+            digests = [self._digest(p) for p in prompt_ids]
+            digest = hashlib.sha256(json.dumps([prompt_ids, digests]).encode()).hexdigest()
+            state = self.shared[name].arrays(
+                "reference-stats", digest[:32], digest, lambda: self._statistics(name, prompt_ids)
+            )
+            self._reference_stats[key] = GaussianAccumulator.from_state(state)
         return self._reference_stats[key]
+
+    def _digest(self, prompt_id: str) -> str:
+        if prompt_id not in self._digests:
+            self._digests[prompt_id] = array_digest(self.reference.images(prompt_id))
+        return self._digests[prompt_id]
+
+    def _statistics(self, name: str, prompt_ids: list[str]) -> dict[str, np.ndarray]:
+        stats = GaussianAccumulator()
+        for pid in prompt_ids:
+            stats.update(self.reference_outputs(pid)[name]["features"])
+        return stats.state()
 
     def reference_rows(self, name: str, prompt_ids: list[str]) -> np.ndarray:
         """The union of these prompts' reference features as one memory-mapped array,
@@ -118,6 +142,7 @@ class FeatureSpaces:
     def feature_dim(self, name: str) -> int | None:
         """The extractor's dimension, or the one seen in its outputs (pixels)."""
         dim = self.extractors[name].dim
-        if dim is None and self._reference:
-            dim = int(next(iter(self._reference.values()))[name]["features"].shape[1])
+        if dim is None and self._digests:
+            first = self.reference_outputs(next(iter(self._digests)))
+            dim = int(first[name]["features"].shape[1])
         return dim

@@ -93,3 +93,39 @@ def test_invariant_to_feature_extraction_batch_size():
     ]
     assert values[0] > 0
     assert values == pytest.approx([values[0]] * 4, rel=1e-6)
+
+
+def test_running_statistics_survive_a_round_trip_through_their_state():
+    rng = np.random.default_rng(3)
+    acc = GaussianAccumulator()
+    for _ in range(3):
+        acc.update(rng.normal(size=(20, 5)) + 100.0)
+    back = GaussianAccumulator.from_state(acc.state())
+    assert back.count == 60 and np.array_equal(back.mean(), acc.mean())
+    assert np.array_equal(back.covariance(), acc.covariance())
+    assert GaussianAccumulator.from_state(GaussianAccumulator().state()).count == 0
+
+
+def test_reference_statistics_are_computed_once_for_every_run(tmp_path, monkeypatch):
+    """Two runs with the same references: the second reads the first's statistics."""
+    from metrics.references import get_reference
+    from metrics.spaces import FeatureSpaces
+
+    monkeypatch.setenv("SPELLBENCH_CACHE", str(tmp_path / "cache"))
+    reference = get_reference("digits", tmp_path)
+    first = FeatureSpaces(tmp_path / "a", ["digits"], reference)
+    stats = first.reference_statistics("digits", ["0", "1"])
+    direct = GaussianAccumulator()
+    for pid in ("0", "1"):
+        images = reference.images(pid)
+        direct.update(get_extractor("digits").extract(images)["features"])
+    assert np.allclose(stats.mean(), direct.mean()) and stats.count == direct.count
+
+    second = FeatureSpaces(tmp_path / "b", ["digits"], reference)
+    monkeypatch.setattr(second, "_statistics", lambda *_: pytest.fail("recomputed"))
+    again = second.reference_statistics("digits", ["0", "1"])
+    assert np.array_equal(again.covariance(), stats.covariance())
+    # another prompt set is another key
+    monkeypatch.undo()
+    monkeypatch.setenv("SPELLBENCH_CACHE", str(tmp_path / "cache"))
+    assert second.reference_statistics("digits", ["1"]).count < stats.count
