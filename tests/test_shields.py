@@ -147,3 +147,30 @@ def test_projected_scans_when_its_bound_is_loose(monkeypatch):
     near = shields[:4] + 0.01
     assert ps.within(near, 0.2).pairs() == {(i, i) for i in range(4)}
     assert scans == [1]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_a_set_streamed_from_a_stored_memory_map_gives_the_resident_answer(tmp_path, dtype):
+    """A set that does not fit on the device stays in the memory map and is moved a
+    chunk at a time; on the CPU the same path runs, and answers as the resident set."""
+    from bench.shields.store import load_vectors, save_shields
+
+    q, shields, _ = planted(seed=9)
+    save_shields(tmp_path / "set", shields, dtype=dtype)
+    mapped = load_vectors(tmp_path / "set")
+    streamed = ExactShieldSet(mapped, dtype=dtype, chunk=300, resident=False)
+    resident = ExactShieldSet(shields, dtype=dtype, chunk=300)
+    assert not streamed.resident and streamed.describe().endswith("-streamed")
+    assert streamed.data.data_ptr() == mapped.data_ptr()  # not copied
+    assert streamed.within(q, RADIUS).pairs() == resident.within(q, RADIUS).pairs()
+    rows = torch.tensor([0, 5, 17])
+    assert torch.equal(streamed.vectors(rows), resident.vectors(rows))
+    projected = make_shield_set(streamed, "projected")
+    assert projected.within(q, RADIUS).pairs() == resident.within(q, RADIUS).pairs()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_streamed_set_on_cuda_is_identical_to_brute_force():
+    q, shields, expected = planted(seed=10)
+    found = ExactShieldSet(shields, device="cuda", resident=False, chunk=500).within(q.cuda(), 1.0)
+    assert found.pairs() == expected

@@ -48,6 +48,16 @@ def expansion_tolerance(dtype: torch.dtype, dim: int) -> float:
     return rounding + 4.0 * math.sqrt(dim) * eps32
 
 
+def fits_on(device: torch.device, rows: int, dim: int, dtype: torch.dtype) -> bool:
+    """Whether a set of this size can live on `device`: always on the CPU (a memory-
+    mapped set stays mapped, not copied); on a GPU, if it takes at most half its free
+    memory, the rest being left to the model."""
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return rows * dim * torch.empty((), dtype=dtype).element_size() <= free // 2
+
+
 class ExactShieldSet(ShieldSet):
     """Brute-force search over `chunk` shields at a time, on the shields' device.
 
@@ -55,6 +65,9 @@ class ExactShieldSet(ShieldSet):
     for large protected sets and the matmul runs in that type; every candidate is
     then rechecked from its explicit difference with its stored vector, in float32
     (float64 for float64 queries), so the answer is exact for the stored vectors.
+    A set that does not fit on the device (`resident` False; None decides by
+    `fits_on`) stays in host memory, usually the memory map of a stored set, and is
+    streamed to the device a chunk at a time; its norms live on the device.
     """
 
     backend = "exact"
@@ -66,6 +79,7 @@ class ExactShieldSet(ShieldSet):
         dtype: torch.dtype = torch.float32,
         chunk: int | None = None,
         device: torch.device | str = "cpu",
+        resident: bool | None = None,
     ) -> None:
         if vectors is None and dim is None:
             raise ValueError("give the shield vectors or their dimension")
@@ -75,13 +89,16 @@ class ExactShieldSet(ShieldSet):
         self.device = torch.device(device)
         d = dim if vectors is None else vectors[0].numel()
         self.chunk = chunk or default_chunk(d)
-        self._data = torch.empty(0, d, dtype=dtype, device=self.device)
+        rows = 0 if vectors is None else vectors.shape[0]
+        self.resident = fits_on(self.device, rows, d, dtype) if resident is None else resident
+        self.home = self.device if self.resident else torch.device("cpu")
+        self._data = torch.empty(0, d, dtype=dtype, device=self.home)
         self._sq_norms = torch.empty(0, device=self.device)
         self._max_norm = 0.0
         if vectors is not None:
             # Used in place when dtype and device already match: a 1.2M-row set or a
             # memory-mapped file is not copied.
-            flat = vectors.reshape(vectors.shape[0], -1).to(self.device, self.dtype)
+            flat = vectors.reshape(vectors.shape[0], -1).to(self.home, self.dtype)
             self._set(flat.contiguous())
 
     def __len__(self) -> int:
@@ -101,21 +118,26 @@ class ExactShieldSet(ShieldSet):
         return self._data
 
     def describe(self) -> str:
-        return "exact" if self.dtype == torch.float32 else f"exact-{_short(self.dtype)}"
+        name = "exact" if self.dtype == torch.float32 else f"exact-{_short(self.dtype)}"
+        return name if self.resident else f"{name}-streamed"
 
     def add(self, vectors: torch.Tensor) -> None:
         """Append shields (always copied)."""
-        flat = vectors.reshape(vectors.shape[0], -1).to(self.device, self.dtype)
+        flat = vectors.reshape(vectors.shape[0], -1).to(self.home, self.dtype)
         self._set(torch.cat([self._data, flat]))
 
     def _set(self, data: torch.Tensor) -> None:
         self._data = data
-        self._sq_norms = squared_norms(data, self.chunk)
+        self._sq_norms = squared_norms(data, self.chunk).to(self.device)
         if len(self):
             self._max_norm = self._sq_norms.max().sqrt().item()
 
     def vectors(self, rows: torch.Tensor) -> torch.Tensor:
-        return self._data[rows.to(self.device)].float()
+        return self._data[rows.to(self.home)].to(self.device).float()
+
+    def _block(self, start: int) -> torch.Tensor:
+        """Rows start .. start + chunk on the device (copied there when not resident)."""
+        return self._data[start : start + self.chunk].to(self.device, non_blocking=True)
 
     def within(self, queries: torch.Tensor, radius: float) -> Neighbours:
         check_radius(radius)
@@ -131,7 +153,7 @@ class ExactShieldSet(ShieldSet):
         threshold = radius**2 - (1.0 - tol) * q_sq
         parts = []
         for start in range(0, len(self), self.chunk):
-            block = self._data[start : start + self.chunk]
+            block = self._block(start)
             z_sq = self._sq_norms[start : start + self.chunk]
             dots = (q_low @ block.T).float() * scale
             rows, cols = torch.nonzero((1.0 - tol) * z_sq - 2.0 * dots < threshold, as_tuple=True)

@@ -32,6 +32,7 @@ def make_shield_set(
     rank: int = DEFAULT_RANK,
     ivf_index=None,
     ivf_assign: np.ndarray | None = None,
+    resident: bool | None = None,
 ) -> ShieldSet:
     """A ShieldSet over `vectors` (N, ...) flattened to (N, d).
 
@@ -39,12 +40,14 @@ def make_shield_set(
     pre-filter), `faiss-ivf` (approximate IVFFlat, `nprobe` of `nlist` cells; on the
     GPU when `device` is CUDA and faiss-gpu is installed) or `auto`. A pre-trained
     faiss index and its list assignments (from a stored index) skip the training.
+    `resident` False keeps the vectors in host memory and streams them to `device`
+    (None: when they fit, see `exact.fits_on`).
     """
     if backend not in BACKENDS:
         raise BenchError(f"unknown shield backend {backend!r}: use one of {', '.join(BACKENDS)}")
     store = vectors if isinstance(vectors, ExactShieldSet) else None
     if store is None:
-        store = ExactShieldSet(vectors, dtype=dtype, device=device)
+        store = ExactShieldSet(vectors, dtype=dtype, device=device, resident=resident)
     if backend == "auto":
         backend = choose_backend(len(store), store.dim)
     if backend == "exact":
