@@ -159,6 +159,10 @@ def _generate(plan, force: bool, launch):
     return run
 
 
+def _names(extractors: str | None) -> list[str] | None:
+    return extractors.split(",") if extractors else None
+
+
 def _is_zero() -> bool:
     from bench.loop import is_global_zero
 
@@ -236,6 +240,10 @@ def _stages_command(stages: tuple[str, ...], doc: str):
         shown = _echo_plugins([]) if _is_zero() else []
         with plan.run.lock(create=True):  # rank 0 holds it for the whole command
             run = _generate(plan, opts["force"], launch)
+            if "score" in stages and launch.parallel:
+                from metrics.extraction import extract_features
+
+                extract_features(run.path, launch, _names(opts["extractors"]), opts["weights_dir"])
             if not _is_zero():
                 return
             if "score" in stages:

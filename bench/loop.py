@@ -116,6 +116,11 @@ class Launch:
         if self.logger not in LOGGERS:
             raise BenchError(_unknown_logger(self.logger))
 
+    @property
+    def parallel(self) -> bool:
+        """More than one process or device may take part (Lightning decides `auto`)."""
+        return self.devices not in (1, "1") or self.num_nodes != 1
+
 
 LOGGERS = ("csv", "tensorboard", "wandb", "none")
 

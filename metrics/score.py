@@ -10,6 +10,7 @@ A metric without a meaningful value is null, and `notes[scope][metric]` says why
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.data.references import ReferenceProvider
@@ -22,9 +23,10 @@ from metrics.frechet import fd_key
 from metrics.method_scores import PER_PROMPT, GroundTruthScoring, ScoreSettings, score_method
 from metrics.outputs import format_table, write_outputs
 from metrics.prdc import PRDC_KEYS
+from metrics.protected_set import ProtectedSet
 from metrics.references import get_reference
 from metrics.run_protection import add_protection, protected_set
-from metrics.run_reader import method_dirs
+from metrics.run_reader import MethodDir, method_dirs
 from metrics.spaces import FeatureSpaces
 from metrics.subset_metrics import RowFiles
 
@@ -48,15 +50,10 @@ def score_run(
     run = RunDir(run_dir)
     scope = scoring_scope(run, partial)
     model = run.model()
-    reference = get_reference(model, run.path)
-    names = list(dict.fromkeys(extractors or reference.extractors))
-    if not names:
-        raise BenchError("no feature extractor to score with")
     methods = method_dirs(run, scope.prompt_ids)
-    protected = protected_set(methods)
-    copy_spaces = _copy_spaces(reference, protected, extractors)
-    needed = list(dict.fromkeys([*names, reference.quality_extractor, *copy_spaces]))
-    spaces = FeatureSpaces(run.path, needed, reference, weights_dir, device)
+    plan = plan_spaces(run, methods, extractors)
+    reference, names = plan.reference, plan.names
+    spaces = FeatureSpaces(run.path, plan.needed, reference, weights_dir, device)
     exact = _ground_truth_scoring(run, model)
     with RowFiles(run.features) as spaces.row_files:
         results = [score_method(m, spaces, names, settings, exact) for m in methods]
@@ -64,14 +61,41 @@ def score_run(
     if exact is not None:
         protocol["exact"] = _exact_protocol(exact)
     out = {**scope.record(), "protocol": protocol, "results": results}
-    protection_spaces = list(dict.fromkeys([names[0], *copy_spaces, *names]))
-    protection = add_protection(results, methods, spaces, protection_spaces, settings, protected)
+    protection_spaces = list(dict.fromkeys([names[0], *plan.copy_spaces, *names]))
+    protection = add_protection(
+        results, methods, spaces, protection_spaces, settings, plan.protected
+    )
     if protection is not None:
         out["protocol"]["protection"] = protection
     else:
         run.write_neighbours({})
     write_outputs(run, out)
     return out
+
+
+@dataclass(frozen=True)
+class SpacesPlan:
+    """What a scoring pass extracts: the marginal spaces (`names`, the first per prompt),
+    the copy-detection spaces, and the quality extractor."""
+
+    reference: ReferenceProvider
+    names: list[str]
+    copy_spaces: list[str]
+    protected: ProtectedSet | None
+
+    @property
+    def needed(self) -> list[str]:
+        quality = self.reference.quality_extractor
+        return list(dict.fromkeys([*self.names, quality, *self.copy_spaces]))
+
+
+def plan_spaces(run: RunDir, methods: list[MethodDir], extractors: list[str] | None) -> SpacesPlan:
+    reference = get_reference(run.model(), run.path)
+    names = list(dict.fromkeys(extractors or reference.extractors))
+    if not names:
+        raise BenchError("no feature extractor to score with")
+    protected = protected_set(methods)
+    return SpacesPlan(reference, names, _copy_spaces(reference, protected, extractors), protected)
 
 
 def _copy_spaces(

@@ -63,3 +63,21 @@ def test_config_change_on_resume_is_refused(tmp_path):
     assert "another config" in changed.stderr and len(changed.stderr.strip().splitlines()) == 1
     forced = bench(*args[:-2], "--name", "r", "--seed", "5", "--force")
     assert forced.returncode == 0, forced.stderr
+
+
+def test_features_extracted_by_two_processes_score_as_one(tmp_path):
+    """`bench run --devices 2`: both ranks extract features, rank 0 scores from the
+    caches, and every metric equals a one-process run's."""
+    import json
+
+    args = [*SMALL, "--prompts", "3", "--out", str(tmp_path)]
+    one = bench("run", *args, "--name", "one")
+    assert one.returncode == 0, one.stderr
+    two = bench("run", *args, "--name", "two", "--accelerator", "cpu", "--devices", "2",
+                "--strategy", "ddp")
+    assert two.returncode == 0, two.stderr
+    a, b = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("one", "two"))
+    assert [r["metrics"] for r in a["results"]] == [r["metrics"] for r in b["results"]]
+    assert [r["per_prompt"] for r in a["results"]] == [r["per_prompt"] for r in b["results"]]
+    cached = sorted((tmp_path / "two" / "features").glob("*/*/*/*.npz"))
+    assert len(cached) == 2 * 3 * 2  # two extractors x three prompts x two method-configs
