@@ -23,6 +23,13 @@ CACHE_VERSION = 1
 _DIGEST = "source_digest"
 
 
+def shared_root() -> Path:
+    """The feature cache every run shares (reference features and statistics)."""
+    from bench.environment import user_cache_dir
+
+    return user_cache_dir() / "features"
+
+
 def settings_key(settings: dict) -> str:
     blob = json.dumps({"cache_version": CACHE_VERSION, **settings}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.data.references import ReferenceProvider
-from bench.environment import user_cache_dir
 from bench.errors import BenchError
 from bench.run_dir import RunDir
-from metrics.cache import FeatureCache, array_digest
+from metrics.cache import FeatureCache, array_digest, shared_root
 from metrics.extractors import get_extractor
 from metrics.extractors.base import FeatureExtractor
 from metrics.frechet import GaussianAccumulator
@@ -39,8 +38,7 @@ class FeatureSpaces:
         root = self.run.features
         self.caches = {n: FeatureCache(root, e) for n, e in self.extractors.items()}
         # reference features and statistics depend on the images only: every run shares them
-        shared = user_cache_dir() / "features"
-        self.shared = {n: FeatureCache(shared, e) for n, e in self.extractors.items()}
+        self.shared = {n: FeatureCache(shared_root(), e) for n, e in self.extractors.items()}
         self.reference = reference
         self._digests: dict[str, str] = {}  # prompt id -> its reference images' digest
         self._reference_stats: dict[tuple, GaussianAccumulator] = {}
