@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,11 +24,18 @@ CACHE_VERSION = 1
 _DIGEST = "source_digest"
 
 
-def shared_root() -> Path:
-    """The feature cache every run shares (reference features and statistics)."""
+def shared_root(fallback: Path) -> Path:
+    """The feature cache every run shares (reference features and statistics), or
+    `fallback` (the run's own) where the user cache cannot be written."""
     from bench.environment import user_cache_dir
 
-    return user_cache_dir() / "features"
+    root = user_cache_dir() / "features"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=root).close()
+    except OSError:
+        return Path(fallback)
+    return root
 
 
 def settings_key(settings: dict) -> str:

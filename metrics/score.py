@@ -50,8 +50,9 @@ def score_run(
     run = RunDir(run_dir)
     scope = scoring_scope(run, partial)
     model = run.model()
+    reference = get_reference(model, run.path)  # an unknown model says so first
     methods = method_dirs(run, scope.prompt_ids)
-    plan = plan_spaces(run, methods, extractors)
+    plan = plan_spaces(run, methods, extractors, reference)
     reference, names = plan.reference, plan.names
     spaces = FeatureSpaces(run.path, plan.needed, reference, weights_dir, device)
     exact = _ground_truth_scoring(run, model)
@@ -89,8 +90,13 @@ class SpacesPlan:
         return list(dict.fromkeys([*self.names, quality, *self.copy_spaces]))
 
 
-def plan_spaces(run: RunDir, methods: list[MethodDir], extractors: list[str] | None) -> SpacesPlan:
-    reference = get_reference(run.model(), run.path)
+def plan_spaces(
+    run: RunDir,
+    methods: list[MethodDir],
+    extractors: list[str] | None,
+    reference: ReferenceProvider | None = None,
+) -> SpacesPlan:
+    reference = reference or get_reference(run.model(), run.path)
     names = list(dict.fromkeys(extractors or reference.extractors))
     if not names:
         raise BenchError("no feature extractor to score with")

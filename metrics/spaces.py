@@ -38,7 +38,8 @@ class FeatureSpaces:
         root = self.run.features
         self.caches = {n: FeatureCache(root, e) for n, e in self.extractors.items()}
         # reference features and statistics depend on the images only: every run shares them
-        self.shared = {n: FeatureCache(shared_root(), e) for n, e in self.extractors.items()}
+        shared = shared_root(fallback=root)
+        self.shared = {n: FeatureCache(shared, e) for n, e in self.extractors.items()}
         self.reference = reference
         self._digests: dict[str, str] = {}  # prompt id -> its reference images' digest
         self._reference_stats: dict[tuple, GaussianAccumulator] = {}

@@ -69,3 +69,14 @@ def test_corrupt_cache_file_is_recomputed_and_no_temp_files_remain(tmp_path):
     cache.features("m", "0", array_digest(images), lambda: images)
     assert extractor.calls == 2
     assert [p.name for p in cache.path("m", "0").parent.iterdir()] == ["0.npz"]
+
+
+def test_the_shared_cache_falls_back_to_the_run_where_it_cannot_be_written(tmp_path, monkeypatch):
+    from metrics.cache import shared_root
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("SPELLBENCH_CACHE", str(blocker / "cache"))
+    assert shared_root(tmp_path / "run-features") == tmp_path / "run-features"
+    monkeypatch.setenv("SPELLBENCH_CACHE", str(tmp_path / "cache"))
+    assert shared_root(tmp_path / "run-features") == tmp_path / "cache" / "features"
