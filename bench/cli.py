@@ -282,8 +282,23 @@ def score(
         str | None,
         _opt("--copy-threshold", help="cosine above which a sample copies: 0.5 or sscd=0.5,..."),
     ] = None,
+    accelerator: Annotated[str, _opt("--accelerator", help="Lightning: cpu, gpu, auto")] = "auto",
+    devices: Annotated[
+        str, _opt("--devices", help="Lightning: extract features on this many devices")
+    ] = "1",
+    strategy: Annotated[str, _opt("--strategy", help="Lightning: auto, ddp ...")] = "auto",
 ):
     """Extract features and compute every metric: RUN_DIR/metrics.json and metrics.csv."""
+    launch = _launch(
+        {"accelerator": accelerator, "devices": devices, "num_nodes": 1, "strategy": strategy}
+        | {"precision": None, "logger": "none"}
+    )
+    if launch.parallel:  # every rank extracts its share; rank 0 scores from the caches
+        from metrics.extraction import extract_features
+
+        extract_features(run_dir, launch, _names(extractors), weights_dir)
+        if not _is_zero():
+            return
     _score(run_dir, extractors, weights_dir, device, partial, copy_threshold)
 
 

@@ -81,3 +81,12 @@ def test_features_extracted_by_two_processes_score_as_one(tmp_path):
     assert [r["per_prompt"] for r in a["results"]] == [r["per_prompt"] for r in b["results"]]
     cached = sorted((tmp_path / "two" / "features").glob("*/*/*/*.npz"))
     assert len(cached) == 2 * 3 * 2  # two extractors x three prompts x two method-configs
+    # `bench score --devices 2` on the one-process run, features gone: the same numbers
+    import shutil
+
+    shutil.rmtree(tmp_path / "one" / "features")
+    again = bench("score", str(tmp_path / "one"), "--accelerator", "cpu", "--devices", "2",
+                  "--strategy", "ddp")
+    assert again.returncode == 0, again.stderr
+    c = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    assert [r["metrics"] for r in c["results"]] == [r["metrics"] for r in a["results"]]
