@@ -46,7 +46,9 @@ def _options(
         str | None, _opt("--prompts", help="a count, ids (0,7 or 7,), imagenet, file:P, cc12m:D")
     ] = None,
     references: Annotated[Path | None, _opt("--references", help="reference images")] = None,
-    samples: Annotated[int | None, _opt("--samples", help="samples per prompt")] = None,
+    samples: Annotated[
+        str | None, _opt("--samples", help="samples per prompt, or 'references'")
+    ] = None,
     batch_size: Annotated[int | None, _opt("--batch-size", help="samples per batch")] = None,
     steps: Annotated[int | None, _opt("--steps", help="sampling steps")] = None,
     seed: Annotated[int | None, _opt("--seed", help="run seed")] = None,
@@ -71,6 +73,16 @@ def _options(
     weights_dir: Annotated[Path | None, _opt("--weights-dir", help="feature weights")] = None,
 ):
     """The options of `bench run` and `bench generate` (a signature template)."""
+
+
+def _samples(value: str | None) -> int | str | None:
+    """A count, or "references" (each prompt as many as its reference images)."""
+    if value is None or value == "references":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise BenchError(f"--samples {value!r}: give a count or 'references'") from None
 
 
 def _prompts(spec: str | None):
@@ -106,6 +118,7 @@ def _config(opts: dict):
         "device",
     )
     overrides = {k: opts[k] for k in run_keys}
+    overrides["samples"] = _samples(opts["samples"])
     overrides["methods"] = _methods(opts["methods"])
     overrides["prompts"] = _prompts(opts["prompts"])
     # --protect and --radius are SPELL's: the one method that shields a protected set.

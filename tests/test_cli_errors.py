@@ -25,6 +25,8 @@ def small(tmp_path):
         (["--model", "no-such-model"], "unknown model 'no-such-model'"),
         (["--methods", "spell,nope"], "unknown method 'nope'"),
         (["--samples", "0"], "samples"),
+        (["--samples", "some"], "give a count or 'references'"),
+        (["--samples", "references"], "needs a prompt set with reference images"),
         (["--prompts", "42,"], "unknown prompt ids"),
     ],
 )
