@@ -60,6 +60,12 @@ def _options(
     name: Annotated[str | None, _opt("--name", help="run directory name")] = None,
     threads: Annotated[int | None, _opt("--threads", help="torch threads per process")] = None,
     device: Annotated[str | None, _opt("--device", help="cpu, cuda, cuda:1 ...")] = None,
+    channels_last: Annotated[
+        bool | None, _opt("--channels-last", help="the denoiser in channels-last format")
+    ] = None,
+    compile: Annotated[
+        str | None, _opt("--compile", help="torch.compile the denoiser: inductor ...")
+    ] = None,
     force: Annotated[bool, _opt("--force", help="replace a run made by another config")] = False,
     accelerator: Annotated[str, _opt("--accelerator", help="Lightning: cpu, gpu, auto")] = "auto",
     devices: Annotated[str, _opt("--devices", help="Lightning: count, list or auto")] = "1",
@@ -116,6 +122,8 @@ def _config(opts: dict):
         "scheduler",
         "threads",
         "device",
+        "channels_last",
+        "compile",
     )
     overrides = {k: opts[k] for k in run_keys}
     overrides["samples"] = _samples(opts["samples"])

@@ -44,6 +44,10 @@ class RunConfig(BaseModel):
         None, gt=0, description="torch threads per process (unset: the idle cores, up to 4)"
     )
     device: str = "cpu"
+    channels_last: bool = Field(False, description="the denoiser in channels-last memory format")
+    compile: str | None = Field(
+        None, description="torch.compile the denoiser with this backend (e.g. inductor)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -83,6 +87,9 @@ class BenchConfig(BaseModel):
         data["run"].pop("name")
         data["run"].pop("threads")
         data["run"].pop("references")  # read by scoring only: same samples either way
+        for key in ("channels_last", "compile"):  # unset, they leave older hashes as they were
+            if not data["run"][key]:
+                data["run"].pop(key)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -208,10 +208,12 @@ def plan_generation(config: BenchConfig) -> GenerationPlan:
     torch.set_num_threads(config.run.threads)
     methods = select_methods(config)
     # Imported here: diffusers takes seconds, and the checks above need none of it.
+    from bench.models.network_options import prepare_network
     from bench.models.registry import load_model
     from bench.sampler import SamplingSettings
 
     model = load_model(config.run.model, **model_kwargs(config))
+    prepare_network(model, config.run.channels_last, config.run.compile)
     prompts = select_prompts(model, config.run.prompts)
     if config.run.samples == "references":
         prompts = with_reference_counts(prompts, config.run.prompts, config.run.references)

@@ -133,6 +133,14 @@ class ModelAdapter(ABC):
             "(digits, toy2d and an edm2 network with a guide pickle have one)"
         )
 
+    def denoiser(self) -> torch.nn.Module | None:
+        """The main network (what `--channels-last` and `--compile` apply to)."""
+        for name in ("network", "net"):
+            net = getattr(self, name, None)
+            if isinstance(net, torch.nn.Module):
+                return net
+        return None
+
     def perturbable(self) -> torch.nn.Module:
         """The network whose attention layers perturbed-forward guidance hooks into."""
         raise BenchError(f"model {self.name!r} has no attention network to perturb")
