@@ -177,9 +177,7 @@ def test_every_method_runs_on_the_tiny_model(tiny, name, method):
         with pytest.raises(BenchError, match="cannot run on model"):
             check_methods_fit(model, [method])
         return
-    out = generate_prompt(
-        model, method, model.prompts()[0], 4, 2, 0, SamplingSettings(GUIDANCE, 2)
-    )
+    out = generate_prompt(model, method, model.prompts()[0], 4, 2, 0, SamplingSettings(GUIDANCE, 2))
     assert out["latents"].shape == (4, *model.latent_shape)
     assert np.isfinite(out["latents"]).all() and (out["nfe"] > 0).all()
 
@@ -261,3 +259,19 @@ def test_missing_weights_are_a_one_line_error(tmp_path, name, model_id, env):
         assert "\n" not in message
         assert model_id in message and env in message and "--model-path" in message
         assert f"hf download {model_id}" in message
+
+
+def test_decoding_in_chunks_gives_the_whole_batchs_images(tiny, monkeypatch):
+    """The VAE decodes `decode_chunk` samples at a time; 5 latents in chunks of 2 equal
+    one decode of all 5."""
+    _, model = tiny["sd15"]
+    latents = torch.randn(5, *model.latent_shape, generator=torch.Generator().manual_seed(0))
+    whole = model.decode(latents)
+    monkeypatch.setattr(type(model), "decode_chunk", 2)
+    calls = []
+    original = model.vae.decode
+    monkeypatch.setattr(
+        model.vae, "decode", lambda z, **kw: calls.append(len(z)) or original(z, **kw)
+    )
+    torch.testing.assert_close(model.decode(latents), whole, atol=1e-5, rtol=0)
+    assert calls == [2, 2, 1]

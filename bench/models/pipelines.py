@@ -117,6 +117,7 @@ class PipelineAdapter(ModelAdapter):
     """A ModelAdapter that keeps a diffusers pipeline; subclasses say how to call it."""
 
     scheduler_kinds: ClassVar[dict[str, type[SchedulerMixin]]] = VP_SCHEDULERS
+    decode_chunk: ClassVar[int] = 8  # the paper's batches (<= 16) decode in at most two
 
     def __init__(self, pipe: DiffusionPipeline) -> None:
         self.pipe = freeze(pipe)
@@ -154,10 +155,13 @@ class PipelineAdapter(ModelAdapter):
         return self
 
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
+        """Latents -> images in [0, 1], `decode_chunk` samples at a time: a VAE decoder's
+        activations at full resolution, not the batch, bound the memory."""
         config = self.vae.config
         latents = x0 / config.scaling_factor + (config.get("shift_factor") or 0.0)
-        images = self.vae.decode(latents.to(self.vae.dtype)).sample
-        return (images.float() / 2 + 0.5).clamp(0, 1)
+        latents = latents.to(self.vae.dtype)
+        images = [self.vae.decode(part).sample for part in latents.split(self.decode_chunk)]
+        return (torch.cat(images).float() / 2 + 0.5).clamp(0, 1)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] -> latents (the posterior mean for a KL autoencoder)."""
