@@ -17,6 +17,13 @@ from typing import Annotated
 import typer
 
 from bench.cli_common import RunDirArg, _opt
+from bench.cli_parse import (
+    parse_methods,
+    parse_names,
+    parse_prompts,
+    parse_samples,
+    parse_thresholds,
+)
 from bench.cli_tools import data_app, protect_app, train_app
 from bench.errors import BenchError, Interrupted
 
@@ -81,30 +88,6 @@ def _options(
     """The options of `bench run` and `bench generate` (a signature template)."""
 
 
-def _samples(value: str | None) -> int | str | None:
-    """A count, or "references" (each prompt as many as its reference images)."""
-    if value is None or value == "references":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise BenchError(f"--samples {value!r}: give a count or 'references'") from None
-
-
-def _prompts(spec: str | None):
-    """A count, "all", a dataset spec (imagenet, file:PATH, cc12m:DIR) or ids."""
-    from bench.data.sets import dataset_spec
-
-    if spec is None:
-        return None
-    spec = spec.strip()
-    if spec.isdigit():
-        return int(spec)
-    if spec == "all" or dataset_spec(spec):
-        return spec
-    return [p for p in spec.split(",") if p]
-
-
 def _config(opts: dict):
     from bench.config import load_config
 
@@ -126,9 +109,9 @@ def _config(opts: dict):
         "compile",
     )
     overrides = {k: opts[k] for k in run_keys}
-    overrides["samples"] = _samples(opts["samples"])
-    overrides["methods"] = _methods(opts["methods"])
-    overrides["prompts"] = _prompts(opts["prompts"])
+    overrides["samples"] = parse_samples(opts["samples"])
+    overrides["methods"] = parse_methods(opts["methods"])
+    overrides["prompts"] = parse_prompts(opts["prompts"])
     # --protect and --radius are SPELL's: the one method that shields a protected set.
     shields = {"protect": opts["protect"], "radius": opts["radius"]}
     method_flags = {"spell": shields}
@@ -136,18 +119,6 @@ def _config(opts: dict):
     if any(v is not None for v in shields.values()) and "spell" not in cfg.run.methods:
         raise BenchError("--protect and --radius set SPELL's shields, but spell is not run: add it")
     return cfg
-
-
-def _methods(spec: str | None) -> list[str] | None:
-    """`--methods a,b`; given but empty is an error, not "the config's methods"."""
-    if spec is None:
-        return None
-    names = [m.strip() for m in spec.split(",") if m.strip()]
-    if not names:
-        raise BenchError(
-            f"--methods {spec!r} names no method: give e.g. --methods spell (bench list methods)"
-        )
-    return names
 
 
 def _launch(opts: dict):
@@ -180,10 +151,6 @@ def _generate(plan, force: bool, launch):
     return run
 
 
-def _names(extractors: str | None) -> list[str] | None:
-    return extractors.split(",") if extractors else None
-
-
 def _is_zero() -> bool:
     from bench.loop import is_global_zero
 
@@ -200,21 +167,6 @@ def _echo_plugins(shown: list[str]) -> list[str]:
     return shown + new
 
 
-def parse_thresholds(text: str | None) -> dict[str, float]:
-    """`0.5` (every copy space) or `sscd=0.5,digits=0.998` -> {space or "*": threshold}."""
-    out: dict[str, float] = {}
-    for item in filter(None, (part.strip() for part in (text or "").split(","))):
-        name, _, value = item.rpartition("=")
-        try:
-            threshold = float(value)
-        except ValueError:
-            threshold = float("nan")
-        if not -1.0 <= threshold <= 1.0:
-            raise BenchError(f"bad --copy-threshold {item!r}: a cosine in [-1, 1], e.g. sscd=0.5")
-        out[name or "*"] = threshold
-    return out
-
-
 def _score(
     run_path: Path,
     extractors: str | None,
@@ -227,7 +179,7 @@ def _score(
     from bench.stages import score_stage
 
     start = time.perf_counter()
-    names = extractors.split(",") if extractors else None
+    names = parse_names(extractors)
     thresholds = parse_thresholds(copy_threshold)
     result = score_stage(
         run_path, names, weights_dir, device, partial=partial, copy_thresholds=thresholds
@@ -264,7 +216,9 @@ def _stages_command(stages: tuple[str, ...], doc: str):
             if "score" in stages and launch.parallel:
                 from metrics.extraction import extract_features
 
-                extract_features(run.path, launch, _names(opts["extractors"]), opts["weights_dir"])
+                extract_features(
+                    run.path, launch, parse_names(opts["extractors"]), opts["weights_dir"]
+                )
             if not _is_zero():
                 return
             if "score" in stages:
@@ -317,7 +271,7 @@ def score(
     if launch.parallel:  # every rank extracts its share; rank 0 scores from the caches
         from metrics.extraction import extract_features
 
-        extract_features(run_dir, launch, _names(extractors), weights_dir)
+        extract_features(run_dir, launch, parse_names(extractors), weights_dir)
         if not _is_zero():
             return
     _score(run_dir, extractors, weights_dir, device, partial, copy_threshold)

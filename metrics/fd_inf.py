@@ -10,30 +10,17 @@ from __future__ import annotations
 import numpy as np
 
 from metrics.frechet import GaussianAccumulator, frechet_distance
-from metrics.spec import MetricSpec
+from metrics.spec import SpacedMetric
 from metrics.values import Undefined
 
-# Every FD-infinity key starts with this: "fd_inf" (Inception) or "fd_inf_<extractor>".
-FD_INF_PREFIX = "fd_inf"
 DEFINITION = (
     "intercept a of a least-squares line FD_N = a + b/N through the Frechet distances of "
     "random generated subsets of sizes N (15 by default) against the full reference"
 )
-
-
-def fd_inf_key(extractor: str) -> str:
-    """The metrics.json key of FD-infinity in an extractor's space."""
-    return FD_INF_PREFIX if extractor == "inception" else f"{FD_INF_PREFIX}_{extractor}"
-
-
-def fd_inf_spec(key: str) -> MetricSpec:
-    """`fd_inf` is FID-infinity (Inception); `fd_inf_<extractor>` the same in that space."""
-    if key == FD_INF_PREFIX:
-        return MetricSpec(key, "FID∞", "Fréchet distance, Inception", False, DEFINITION)
-    extractor = key.removeprefix(f"{FD_INF_PREFIX}_")
-    pretty = "DINOv2" if extractor == "dinov2" else extractor
-    unit = f"Fréchet distance, {pretty} features"
-    return MetricSpec(key, f"FD∞ {pretty}", unit, False, DEFINITION)
+# "fd_inf" in the Inception space, "fd_inf_<extractor>" in another
+FD_INF = SpacedMetric("fd_inf", "FD∞", "Fréchet distance", False, DEFINITION, "FID∞")
+FD_INF_PREFIX = FD_INF.prefix
+fd_inf_key, fd_inf_spec = FD_INF.key, FD_INF.spec
 
 
 def subset_sizes(n: int, points: int = 15) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from metrics.distances import as_rows
-from metrics.spec import MetricSpec
+from metrics.spec import MetricSpec, pretty_space
 from metrics.values import Undefined
 
 DEFINITION = "||mu_g - mu_r||^2 + tr(S_g + S_r - 2 (S_g S_r)^(1/2)) of Gaussians fitted to features"
@@ -21,7 +21,7 @@ def fd_spec(key: str) -> MetricSpec:
     if key == "fid":
         return MetricSpec("fid", "FID", "Fréchet distance, Inception", False, DEFINITION)
     extractor = key.removeprefix("fd_")
-    pretty = "DINOv2" if extractor == "dinov2" else extractor
+    pretty = pretty_space(extractor)
     return MetricSpec(
         key, f"FD {pretty}", f"Fréchet distance, {pretty} features", False, DEFINITION
     )

@@ -5,30 +5,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from metrics.spec import MetricSpec
+from metrics.spec import SpacedMetric
 from metrics.values import Undefined
 
-# Every IS key starts with this: "inception_score" (Inception) or "inception_score_<extractor>".
-IS_PREFIX = "inception_score"
 DEFINITION = (
     "exp of the mean KL(p(y|x) || p(y)) over generated images, mean over splits "
     "of the shuffled set (torch-fidelity)"
 )
 ROW_SUM_TOLERANCE = 1e-4
-
-
-def is_key(extractor: str) -> str:
-    """The metrics.json key of the Inception Score of an extractor's classifier."""
-    return IS_PREFIX if extractor == "inception" else f"{IS_PREFIX}_{extractor}"
-
-
-def is_spec(key: str) -> MetricSpec:
-    """`inception_score` is IS (Inception); `inception_score_<extractor>` another classifier's."""
-    if key == IS_PREFIX:
-        return MetricSpec(key, "IS", "effective no. of classes, Inception", True, DEFINITION)
-    extractor = key.removeprefix(f"{IS_PREFIX}_")
-    unit = f"effective no. of classes, {extractor} classifier"
-    return MetricSpec(key, f"IS {extractor}", unit, True, DEFINITION)
+# "inception_score" of the Inception classifier, "inception_score_<extractor>" of another
+IS = SpacedMetric(
+    "inception_score", "IS", "effective no. of classes", True, DEFINITION, space_word="classifier"
+)
+IS_PREFIX = IS.prefix
+is_key, is_spec = IS.key, IS.spec
 
 
 def probability_problem(probs: np.ndarray) -> str | None:

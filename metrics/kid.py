@@ -7,29 +7,17 @@ import warnings
 import numpy as np
 import torch
 
-from metrics.spec import MetricSpec
+from metrics.spec import SpacedMetric
 from metrics.values import Undefined
 
-# Every KID key starts with this: "kid" (Inception) or "kid_<extractor>".
-KID_PREFIX = "kid"
 DEFINITION = (
     "unbiased MMD^2 of generated and reference features with kernel (x.y/d + 1)^3, "
     "mean over random subsets (torch-fidelity)"
 )
-
-
-def kid_key(extractor: str) -> str:
-    """The metrics.json key of KID in an extractor's space."""
-    return KID_PREFIX if extractor == "inception" else f"{KID_PREFIX}_{extractor}"
-
-
-def kid_spec(key: str) -> MetricSpec:
-    """`kid` is KID (Inception); `kid_<extractor>` the same in that space."""
-    if key == KID_PREFIX:
-        return MetricSpec(key, "KID", "squared MMD, Inception", False, DEFINITION)
-    extractor = key.removeprefix(f"{KID_PREFIX}_")
-    pretty = "DINOv2" if extractor == "dinov2" else extractor
-    return MetricSpec(key, f"KID {pretty}", f"squared MMD, {pretty} features", False, DEFINITION)
+# "kid" in the Inception space, "kid_<extractor>" in another
+KID = SpacedMetric("kid", "KID", "squared MMD", False, DEFINITION)
+KID_PREFIX = KID.prefix
+kid_key, kid_spec = KID.key, KID.spec
 
 
 def as_feature_tensor(x: np.ndarray) -> torch.Tensor:
