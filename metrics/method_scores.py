@@ -66,6 +66,7 @@ def score_method(
 ) -> dict:
     """The `results` entry of metrics.json for one method-config."""
     tally, cost = _Tally(names, spaces.reference.quality), _CostTally()
+    rows = spaces.row_files.writer()  # every space's outputs, for the subset metrics
     prompt_ids = method.prompt_ids()
     for pid in prompt_ids:
         samples = method.load(pid)
@@ -77,10 +78,13 @@ def score_method(
         else:
             extra = {} if exact is None else exact.values(pid, latents, settings.k)
             tally.add(pid, gen, ref, _quality_scores(spaces, pid, gen), settings.k, extra)
+            for name in names:
+                for output, values in gen[name].items():
+                    rows.append((name, output), values)
         cost.add(samples)
     metrics, ci = tally.aggregate(settings)
     frechet = tally.frechet({n: spaces.reference_statistics(n, prompt_ids) for n in names})
-    subsets, spread = _subset_scores(method, spaces, names, prompt_ids, tally, settings)
+    subsets, spread = _subset_scores(rows.finish(), spaces, names, prompt_ids, tally, settings)
     return {
         "method_id": method.method_id,
         "method": method.method,
@@ -96,7 +100,7 @@ def score_method(
 
 
 def _subset_scores(
-    method: MethodDir,
+    rows: dict[tuple[str, str], np.ndarray],
     spaces: FeatureSpaces,
     names: list[str],
     prompt_ids: list[str],
@@ -104,10 +108,6 @@ def _subset_scores(
     settings: ScoreSettings,
 ) -> tuple[dict[str, float | None], dict[str, float]]:
     """KID, FD-infinity and IS (metrics.subset_metrics), null when a prompt was left out."""
-
-    def rows(name: str, output: str):
-        for pid in prompt_ids:
-            yield spaces.generated(method, method.load(pid))[name][output]
 
     def has_probs(name: str) -> bool:
         return "probs" in spaces.reference_outputs(prompt_ids[0])[name]
@@ -120,9 +120,7 @@ def _subset_scores(
             rows,
             lambda n: spaces.reference_rows(n, prompt_ids),
             lambda n: spaces.reference_statistics(n, prompt_ids),
-            has_probs,
             names,
-            spaces.row_files,
             settings.bootstrap_seed,
         )
     return {k: _plain(k, v, tally.notes["all"]) for k, v in values.items()}, spread

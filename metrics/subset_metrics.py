@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,20 +44,40 @@ class RowFiles:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def write(self, chunks: Iterable[np.ndarray]) -> np.ndarray:
+        """One array from its chunks."""
+        writer = self.writer()
+        for chunk in chunks:
+            writer.append("rows", chunk)
+        return writer.finish().get("rows", np.zeros((0, 0), np.float32))
+
+    def writer(self) -> RowWriter:
+        """Several arrays at once, chunk by chunk (a method's outputs in every space)."""
         self._count += 1
-        raw = self.folder / f"{self._count}.bin"
-        rows, dim = 0, None
-        with open(raw, "wb") as f:
-            for chunk in chunks:
-                if len(chunk) == 0:
-                    continue
-                chunk = np.ascontiguousarray(chunk, np.float32).reshape(len(chunk), -1)
-                dim = chunk.shape[1]
-                rows += len(chunk)
-                f.write(chunk.tobytes())
-        if rows == 0:
-            return np.zeros((0, dim or 0), np.float32)
-        return np.memmap(raw, np.float32, mode="r", shape=(rows, dim))
+        return RowWriter(self.folder / str(self._count))
+
+
+class RowWriter:
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir()
+        self.folder = folder
+        self._files: dict[Any, tuple[Any, list[int]]] = {}  # key -> (file, [rows, dim])
+
+    def append(self, key: Any, chunk: np.ndarray) -> None:
+        if len(chunk) == 0:
+            return
+        chunk = np.ascontiguousarray(chunk, np.float32).reshape(len(chunk), -1)
+        if key not in self._files:
+            self._files[key] = (open(self.folder / f"{len(self._files)}.bin", "wb"), [0, 0])
+        f, shape = self._files[key]
+        f.write(chunk.tobytes())
+        shape[0], shape[1] = shape[0] + len(chunk), chunk.shape[1]
+
+    def finish(self) -> dict[Any, np.ndarray]:
+        out = {}
+        for key, (f, (rows, dim)) in self._files.items():
+            f.close()
+            out[key] = np.memmap(f.name, np.float32, mode="r", shape=(rows, dim))
+        return out
 
 
 def subset_keys(names: list[str], has_probs: Callable[[str], bool]) -> list[str]:
@@ -68,27 +89,25 @@ def subset_keys(names: list[str], has_probs: Callable[[str], bool]) -> list[str]
 
 
 def subset_values(
-    gen: Callable[[str, str], Iterable[np.ndarray]],
+    gen: dict[tuple[str, str], np.ndarray],
     ref: Callable[[str], np.ndarray],
     ref_stats: Callable[[str], GaussianAccumulator],
-    has_probs: Callable[[str], bool],
     names: list[str],
-    files: RowFiles,
     seed: int,
 ) -> tuple[dict[str, Value], dict[str, float]]:
     """KID and FD-infinity in each space of `names`, IS in each space with class
-    probabilities. `gen(space, output)` yields the method's rows prompt by prompt, `ref`
-    gives the space's reference rows (a memmap), `ref_stats` its Gaussian. Returns the
-    values and the spread (std over subsets or splits) of KID and IS."""
+    probabilities. `gen[(space, output)]` holds the method's rows (memmaps), `ref` gives
+    a space's reference rows, `ref_stats` its Gaussian. Returns the values and the
+    spread (std over subsets or splits) of KID and IS."""
     values: dict[str, Value] = {}
     spread: dict[str, float] = {}
     for name in names:
-        rows = files.write(gen(name, "features"))
+        rows = gen[(name, "features")]
         kid = kernel_inception_distance(rows, ref(name), seed=seed)
         _store(values, spread, kid_key(name), kid)
         values[fd_inf_key(name)] = fd_infinity(rows, ref_stats(name), seed=seed)
-        if has_probs(name):
-            probs = files.write(gen(name, "probs"))
+        if (name, "probs") in gen:
+            probs = gen[(name, "probs")]
             _store(values, spread, is_key(name), inception_score(probs, seed=seed))
     return values, spread
 
