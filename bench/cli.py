@@ -342,19 +342,28 @@ def regress(
 
 @app.command()
 def perf(
-    suites: Annotated[str, _opt("--suites", help="overhead,lookup,harness,metrics")] = (
-        "overhead,lookup,harness,metrics"
-    ),
+    suites: Annotated[
+        str, _opt("--suites", "--suite", help="overhead,lookup,harness,metrics or gpu")
+    ] = "overhead,lookup,harness,metrics",
     quick: Annotated[bool, _opt("--quick", help="small sizes, digits only")] = False,
     threads: Annotated[int | None, _opt("--threads", help="torch/faiss threads")] = None,
     device: Annotated[str, _opt("--device", help="cpu, cuda ...")] = "cpu",
+    dtype: Annotated[
+        str | None, _opt("--dtype", help="float32, float16, bfloat16 (GPU: float16)")
+    ] = None,
     out: Annotated[Path | None, _opt("--out", help="write perf.json and perf.md here")] = None,
 ):
-    """The performance suite: SPELL overhead, shield lookup, harness overhead, metric cost."""
+    """The performance suite: SPELL overhead, shield lookup, harness overhead, metric cost;
+    `--suite gpu --device cuda`: the generation path on a GPU, model by model."""
     from bench.perf import run_perf
 
     result = run_perf(
-        suites=tuple(suites.split(",")), quick=quick, threads=threads, out=out, device=device
+        suites=tuple(filter(None, (name.strip() for name in suites.split(",")))),
+        quick=quick,
+        threads=threads,
+        out=out,
+        device=device,
+        dtype=dtype,
     )
     typer.echo(result.to_markdown())
 

@@ -8,12 +8,12 @@ import diffusers.guiders
 import numpy as np
 import pytest
 import torch
-from tiny_pipelines import tiny_sd15
 from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.models.sd15 import SD15Adapter
 from bench.models.toy2d import load_toy2d
+from bench.perf.tiny_pipelines import tiny_sd15
 from bench.sampler import SamplingSettings, generate_prompt
 from methods.base import BatchContext, Step
 from methods.guiders import GUIDER_LOGGER

@@ -13,7 +13,6 @@ import pytest
 import torch
 from conftest import fits
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
-from tiny_pipelines import SIZE, tiny_dit, tiny_ldm, tiny_sd3, tiny_sd15
 
 from bench.errors import BenchError
 from bench.generate import check_methods_fit
@@ -23,6 +22,7 @@ from bench.models.ldm import LDMAdapter
 from bench.models.registry import load_model
 from bench.models.sd3 import SD3Adapter, pack, unpack
 from bench.models.sd15 import SD15Adapter
+from bench.perf.tiny_pipelines import SIZE, tiny_dit, tiny_ldm, tiny_sd3, tiny_sd15
 from bench.sampler import BatchResult, SamplingSettings, generate_prompt, sample_batch
 from methods.base import BatchContext, DiversityMethod, Step
 from methods.registry import available, expand

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import sample_or_refuse
-from tiny_pipelines import tiny_vae
 
 from bench.config import load_config
 from bench.errors import BenchError
@@ -25,6 +24,7 @@ from bench.models.mdt import (
     load_mdt,
     respaced_timesteps,
 )
+from bench.perf.tiny_pipelines import tiny_vae
 from bench.sampler import SamplingSettings, sample_batch
 from methods.base import BatchContext
 from methods.registry import available, expand

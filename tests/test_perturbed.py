@@ -10,13 +10,13 @@ import pytest
 import torch
 from diffusers import guiders
 from diffusers.hooks import LayerSkipConfig
-from tiny_pipelines import tiny_dit, tiny_sd3, tiny_sd15
 
 from bench.errors import BenchError
 from bench.generate import check_methods_fit
 from bench.models.registry import load_model
 from bench.models.sd3 import SD3Adapter, unpack
 from bench.models.sd15 import SD15Adapter
+from bench.perf.tiny_pipelines import tiny_dit, tiny_sd3, tiny_sd15
 from bench.sampler import SamplingSettings, sample_batch
 from methods.base import BatchContext, DiversityMethod, Step
 from methods.perturbed import quiet_guiders

@@ -9,10 +9,10 @@ import pytest
 import torch
 from diffusers import DPMSolverMultistepScheduler, HeunDiscreteScheduler, PNDMScheduler
 from diffusers.utils.torch_utils import randn_tensor
-from tiny_pipelines import tiny_sd3, tiny_sd15
 
 from bench.models.sd3 import SD3Adapter
 from bench.models.sd15 import SD15Adapter
+from bench.perf.tiny_pipelines import tiny_sd3, tiny_sd15
 from bench.sampler import SamplingSettings, generate_prompt, sample_batch
 from bench.schedules import call_stage, noise_level
 from bench.seeding import generators, sample_seed

@@ -72,7 +72,8 @@ def extra_step_seconds(method: Spell, x0: torch.Tensor, reps: int) -> float:
 
 def plain_step_seconds(model: ModelAdapter, batch: int, steps: int, reps: int) -> float:
     method = NoMethod()
-    return median_seconds(lambda: _batch(model, method, batch, steps), reps) / steps
+    run = lambda: _batch(model, method, batch, steps)  # noqa: E731
+    return median_seconds(run, reps, device=model.device) / steps
 
 
 def _batch(model: ModelAdapter, method: DiversityMethod, batch: int, steps: int) -> float:
@@ -129,6 +130,7 @@ def direct_ratio(model: ModelAdapter, method: Spell, batch: int, steps: int, rep
             "spell": lambda: _batch(model, method, batch, steps),
         },
         reps,
+        device=model.device,
     )
     ratio = times["spell"] / times["plain"]
     return ratio if math.isfinite(ratio) else float("nan")

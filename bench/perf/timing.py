@@ -35,18 +35,24 @@ def median_seconds(
 
 
 def interleaved_medians(
-    fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 1
+    fns: dict[str, Callable[[], Any]],
+    reps: int,
+    warmup: int = 1,
+    device: torch.device | str | None = None,
 ) -> dict[str, float]:
     """Median time of each function, run in turn rep by rep so that drift in the
-    machine's load (other processes) hits all of them alike."""
+    machine's load (other processes) hits all of them alike. On a CUDA `device` each
+    timing waits for the device's queued work."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(reps):
         for name, fn in fns.items():
+            sync(device)
             start = time.perf_counter()
             fn()
+            sync(device)
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 

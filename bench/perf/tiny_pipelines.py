@@ -72,10 +72,14 @@ def bert_tokenizer(folder: Path) -> BertTokenizer:
 
 
 def clip_config(**extra) -> CLIPTextConfig:
+    """A CLIP text config over `clip_tokenizer`'s vocabulary; `extra` overrides the sizes."""
+    sizes = dict(
+        hidden_size=TEXT_DIM, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+        max_position_embeddings=MAX_TOKENS,
+    )
     return CLIPTextConfig(
-        vocab_size=2 + 2 * len(LETTERS), hidden_size=TEXT_DIM, intermediate_size=32,
-        num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=MAX_TOKENS,
-        bos_token_id=0, eos_token_id=1, pad_token_id=1, **extra,
+        vocab_size=2 + 2 * len(LETTERS), bos_token_id=0, eos_token_id=1, pad_token_id=1,
+        **{**sizes, **extra},
     )
 
 
@@ -104,7 +108,7 @@ def tiny_ldm(tmp: Path) -> LDMTextToImagePipeline:
         encoder_attention_heads=2, head_dim=8, max_position_embeddings=77,
     ))
     scheduler = DDIMScheduler(**SD_BETAS, clip_sample=False, set_alpha_to_one=False)
-    return _ready(LDMTextToImagePipeline(
+    return ready(LDMTextToImagePipeline(
         vqvae=tiny_vae(), bert=bert.eval(), tokenizer=tokenizer, unet=tiny_unet(),
         scheduler=scheduler,
     ))
@@ -115,7 +119,7 @@ def tiny_sd15(tmp: Path) -> StableDiffusionPipeline:
     # as SD 1.5's scheduler_config.json: clip_sample travels to DDIM built from it
     scheduler = PNDMScheduler.from_config({**SD_BETAS, "skip_prk_steps": True, "steps_offset": 1,
                                            "set_alpha_to_one": False, "clip_sample": False})
-    return _ready(StableDiffusionPipeline(
+    return ready(StableDiffusionPipeline(
         vae=tiny_vae(scaling_factor=0.18215), text_encoder=CLIPTextModel(clip_config()).eval(),
         tokenizer=clip_tokenizer(tmp / "clip"), unet=tiny_unet(), scheduler=scheduler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
@@ -138,7 +142,7 @@ def tiny_sd3(tmp: Path, t5: bool = False) -> StableDiffusion3Pipeline:
             vocab_size=tokenizer.vocab_size, d_model=joint, d_kv=8, d_ff=32, num_layers=1,
             num_heads=2, decoder_start_token_id=0,
         )).eval()
-    return _ready(StableDiffusion3Pipeline(
+    return ready(StableDiffusion3Pipeline(
         transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
         vae=tiny_vae(scaling_factor=1.5, shift_factor=0.06),
         text_encoder=CLIPTextModelWithProjection(clip_config(projection_dim=TEXT_DIM)).eval(),
@@ -164,11 +168,11 @@ def tiny_dit() -> DiTPipeline:
         block.norm1.emb.class_embedder.embedding_table.weight.data.copy_(first.weight.data)
     scheduler = DDIMScheduler(**DIT_BETAS, clip_sample=False)
     id2label = {i: f"thing {i}, item {i}" for i in range(1000)}
-    return _ready(DiTPipeline(transformer=transformer.eval(), vae=tiny_vae(), scheduler=scheduler,
+    return ready(DiTPipeline(transformer=transformer.eval(), vae=tiny_vae(), scheduler=scheduler,
                               id2label=id2label))
 
 
-def _ready(pipe):
+def ready(pipe):
     for component in pipe.components.values():
         if isinstance(component, torch.nn.Module):
             component.eval().requires_grad_(False)
