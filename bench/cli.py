@@ -122,7 +122,7 @@ def _config(opts: dict):
 
 
 def _launch(opts: dict):
-    from bench.loop import Launch
+    from bench.launch import Launch
 
     devices = opts["devices"]
     devices = int(devices) if devices.isdigit() else devices
@@ -269,6 +269,9 @@ def score(
         | {"precision": None, "logger": "none"}
     )
     if launch.parallel:  # every rank extracts its share; rank 0 scores from the caches
+        from bench.stages import check_scorable
+
+        check_scorable(run_dir, partial)  # before Lightning and the extractors load
         from metrics.extraction import extract_features
 
         extract_features(run_dir, launch, parse_names(extractors), weights_dir)

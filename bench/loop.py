@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from dataclasses import dataclass
 
 import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
@@ -19,6 +18,7 @@ from tqdm.auto import tqdm
 
 from bench.environment import is_global_zero as is_global_zero
 from bench.errors import BenchError
+from bench.launch import Launch, unknown_logger
 from bench.models.base import ModelAdapter, Prompt
 from bench.run_dir import RunDir
 from bench.sampler import SamplingSettings, generate_prompt
@@ -101,34 +101,6 @@ class SampleWriter(BasePredictionWriter):
         self.run.save_prompt(method_id, prompt_id, arrays)
 
 
-@dataclass
-class Launch:
-    """Lightning's own process settings: one CPU, many GPUs or a SLURM cluster."""
-
-    accelerator: str = "auto"
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str | None = None
-    logger: str = "csv"
-
-    def __post_init__(self) -> None:
-        if self.logger not in LOGGERS:
-            raise BenchError(_unknown_logger(self.logger))
-
-    @property
-    def parallel(self) -> bool:
-        """More than one process or device may take part (Lightning decides `auto`)."""
-        return self.devices not in (1, "1") or self.num_nodes != 1
-
-
-LOGGERS = ("csv", "tensorboard", "wandb", "none")
-
-
-def _unknown_logger(kind: str) -> str:
-    return f"unknown logger {kind!r}: use {', '.join(LOGGERS[:-1])} or {LOGGERS[-1]}"
-
-
 class ImageProgress(Callback):
     """One bar on rank 0 in a terminal, counted in images, with ETA and images per second
     (closed on an error or Ctrl-C, so the message that follows starts a line)."""
@@ -172,7 +144,7 @@ def make_logger(kind: str, run: RunDir):
         return loggers.TensorBoardLogger(run.path, name="logs", version="")
     if kind == "wandb":
         return loggers.WandbLogger(save_dir=run.path, name=run.path.name)
-    raise BenchError(_unknown_logger(kind))
+    raise BenchError(unknown_logger(kind))
 
 
 def make_trainer(run: RunDir, launch: Launch, callbacks: list) -> L.Trainer:

@@ -42,6 +42,16 @@ def score_stage(
         return score_run(run_dir, extractors, weights_dir, device, settings, partial=partial)
 
 
+def check_scorable(run_dir: Path, partial: bool = False) -> None:
+    """What score_stage refuses (not a run, or unfinished without `partial`), checked
+    before anything heavy loads: distributed extraction runs ahead of the scoring."""
+    from metrics.completeness import scoring_scope
+
+    run = RunDir(run_dir)
+    with run.lock():
+        scoring_scope(run, partial)
+
+
 def report_stage(run_dir: Path) -> Path:
     """The report; the run is `reported` when it drew a full scoring's numbers."""
     from reports.build import build_report

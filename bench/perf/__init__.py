@@ -14,11 +14,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from bench.perf.report import PerfReport
-from bench.perf.timing import machine, pinned_threads
+
+if TYPE_CHECKING:  # torch only once the flags are checked: a typo is one line, at once
+    import torch
 
 SUITES = ("overhead", "lookup", "harness", "metrics")
 ALL_SUITES = (*SUITES, "gpu")
@@ -42,6 +43,8 @@ def run_perf(
     measured alone when that suite is not run). `dtype` is the networks' (default
     float16 on a GPU, float32 on the CPU)."""
     check_suites(suites)
+    from bench.perf.timing import machine, pinned_threads
+
     dtype = dtype or ("float32" if torch_device(device).type == "cpu" else "float16")
     torch_dtype(dtype)  # an unknown name fails before any suite runs
     report = PerfReport(machine())
@@ -80,6 +83,8 @@ def check_suites(suites: tuple[str, ...]) -> None:
 
 
 def torch_device(device: str) -> torch.device:
+    import torch
+
     from bench.errors import BenchError
 
     try:
