@@ -71,9 +71,21 @@ def extra_step_seconds(method: Spell, x0: torch.Tensor, reps: int) -> float:
 
 
 def plain_step_seconds(model: ModelAdapter, batch: int, steps: int, reps: int) -> float:
+    """One plain sampler step: a batch over `steps` steps less the same batch over one,
+    over steps - 1, so that conditioning and decoding (not steps) are left out."""
     method = NoMethod()
-    run = lambda: _batch(model, method, batch, steps)  # noqa: E731
-    return median_seconds(run, reps, device=model.device) / steps
+    if steps == 1:
+        return median_seconds(lambda: _batch(model, method, batch, 1), reps, device=model.device)
+    times = interleaved_medians(
+        {
+            "all": lambda: _batch(model, method, batch, steps),
+            "one": lambda: _batch(model, method, batch, 1),
+        },
+        reps,
+        device=model.device,
+    )
+    step = (times["all"] - times["one"]) / (steps - 1)
+    return step if step > 0 else times["all"] / steps  # a noisy machine can invert them
 
 
 def _batch(model: ModelAdapter, method: DiversityMethod, batch: int, steps: int) -> float:
