@@ -58,11 +58,44 @@ def test_exact_is_identical_to_brute_force(chunk):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_low_precision_storage_is_exact_for_the_stored_vectors(dtype):
-    q, shields, _ = planted(seed=1)
-    stored = shields.to(dtype).float()
-    found = ExactShieldSet(shields, dtype=dtype, chunk=500).within(q, RADIUS)
-    assert found.pairs() == brute_force(q, stored, RADIUS)
+def test_low_precision_storage_of_stored_vectors_is_exact_for_them(dtype):
+    """A set whose vectors are already half precision (a float16 store) has no finer
+    originals: its answer is the brute-force answer for those vectors."""
+    q, shields, _ = near_boundary()
+    stored = shields.to(dtype)
+    found = ExactShieldSet(stored, dtype=dtype, chunk=500).within(q, RADIUS)
+    assert found.pairs() == brute_force(q, stored.float(), RADIUS)
+
+
+def near_boundary(queries: int = 4, per_query: int = 150, dim: int = 64, seed: int = 3):
+    """Shields at 0.999r .. 1.001r from each query, among far ones: rounding to half
+    precision moves a row by ~1e-2 here, so many cross the boundary."""
+    gen = torch.Generator().manual_seed(seed)
+    q = 3.0 * torch.randn(queries, dim, generator=gen)
+    raw = torch.randn(queries, per_query, dim, generator=gen)
+    length = RADIUS * (0.999 + 0.002 * torch.rand(queries, per_query, 1, generator=gen))
+    ring = (q[:, None] + length * torch.nn.functional.normalize(raw, dim=2)).reshape(-1, dim)
+    far = 3.0 * torch.randn(1000, dim, generator=gen)
+    shields = torch.cat([far[torch.cdist(far, q).min(1).values > 2 * RADIUS], ring])
+    return q, shields, brute_force(q, shields, RADIUS)
+
+
+@pytest.mark.parametrize("backend", ["exact", "projected", "faiss-ivf"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_storage_is_exact_for_the_vectors_given(dtype, backend):
+    """float32 shields stored in half precision: the search widens r by the largest
+    rounding and rechecks against the kept originals, so it answers for them."""
+    q, shields, expected = near_boundary()
+    assert brute_force(q, shields.to(dtype).float(), RADIUS) != expected  # rounding matters
+    found = make_shield_set(shields, backend, dtype=dtype, nprobe=10**6).within(q, RADIUS)
+    check_answer(found, q, shields, expected)
+    store = ExactShieldSet(shields, dtype=dtype, chunk=100)
+    assert 0 < store.rounding < 0.1
+    rows = torch.tensor([0, 7, len(shields) - 1])
+    assert torch.equal(store.vectors(rows), shields[rows])  # the originals, not copies
+    store.add(shields[:3] + 5.0)
+    assert torch.equal(store.vectors(torch.tensor([len(shields)]))[0], shields[0] + 5.0)
+    assert store.within(q, RADIUS).pairs() == expected
 
 
 def test_exact_survives_vectors_far_from_the_origin():
@@ -159,7 +192,7 @@ def test_a_set_streamed_from_a_stored_memory_map_gives_the_resident_answer(tmp_p
     save_shields(tmp_path / "set", shields, dtype=dtype)
     mapped = load_vectors(tmp_path / "set")
     streamed = ExactShieldSet(mapped, dtype=dtype, chunk=300, resident=False)
-    resident = ExactShieldSet(shields, dtype=dtype, chunk=300)
+    resident = ExactShieldSet(shields.to(dtype), dtype=dtype, chunk=300)  # the stored values
     assert not streamed.resident and streamed.describe().endswith("-streamed")
     assert streamed.data.data_ptr() == mapped.data_ptr()  # not copied
     assert streamed.within(q, RADIUS).pairs() == resident.within(q, RADIUS).pairs()

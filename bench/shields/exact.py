@@ -65,6 +65,10 @@ class ExactShieldSet(ShieldSet):
     for large protected sets and the matmul runs in that type; every candidate is
     then rechecked from its explicit difference with its stored vector, in float32
     (float64 for float64 queries), so the answer is exact for the stored vectors.
+    Half-precision storage of finer vectors keeps those originals where they are (a
+    memory map stays mapped; nothing is copied): candidates are then sought within r
+    plus the largest rounding of a row, and rechecked against the originals, so the
+    answer is exact for the vectors given, not for their rounded copies.
     A set that does not fit on the device (`resident` False; None decides by
     `fits_on`) stays in host memory, usually the memory map of a stored set, and is
     streamed to the device a chunk at a time; its norms live on the device.
@@ -95,11 +99,15 @@ class ExactShieldSet(ShieldSet):
         self._data = torch.empty(0, d, dtype=dtype, device=self.home)
         self._sq_norms = torch.empty(0, device=self.device)
         self._max_norm = 0.0
+        self._originals: torch.Tensor | None = None
+        self.rounding = 0.0  # the largest L2 distance between a row and its stored copy
         if vectors is not None:
+            flat = vectors.reshape(vectors.shape[0], -1)
+            if keeps_originals(flat.dtype, dtype):
+                self._originals = flat
             # Used in place when dtype and device already match: a 1.2M-row set or a
             # memory-mapped file is not copied.
-            flat = vectors.reshape(vectors.shape[0], -1).to(self.home, self.dtype)
-            self._set(flat.contiguous())
+            self._set(flat.to(self.home, self.dtype).contiguous())
 
     def __len__(self) -> int:
         return self._data.shape[0]
@@ -123,17 +131,36 @@ class ExactShieldSet(ShieldSet):
 
     def add(self, vectors: torch.Tensor) -> None:
         """Append shields (always copied)."""
-        flat = vectors.reshape(vectors.shape[0], -1).to(self.home, self.dtype)
-        self._set(torch.cat([self._data, flat]))
+        flat = vectors.reshape(vectors.shape[0], -1)
+        if self._originals is not None:
+            kept = self._originals
+            self._originals = torch.cat([kept, flat.to(kept.device, kept.dtype)])
+        self._set(torch.cat([self._data, flat.to(self.home, self.dtype)]))
 
     def _set(self, data: torch.Tensor) -> None:
         self._data = data
         self._sq_norms = squared_norms(data, self.chunk).to(self.device)
         if len(self):
             self._max_norm = self._sq_norms.max().sqrt().item()
+        if self._originals is not None:
+            self.rounding = largest_rounding(self._originals, data, self.chunk)
+
+    def candidate_radius(self, radius: float) -> float:
+        """The radius within which the stored copies are searched: r when they are the
+        vectors themselves, r plus their largest rounding when the originals are kept."""
+        return radius + self.rounding
 
     def vectors(self, rows: torch.Tensor) -> torch.Tensor:
-        return self._data[rows.to(self.home)].to(self.device).float()
+        source = self._data if self._originals is None else self._originals
+        return source[rows.to(source.device)].to(self.device).float()
+
+    def _exact_rows(self, block: torch.Tensor, start: int) -> Callable:
+        """Rows of a chunk, by index within it, as rechecks compare them: the originals
+        when they are kept, else the stored block itself."""
+        if self._originals is None:
+            return lambda cols: block[cols].float()
+        kept = self._originals
+        return lambda cols: kept[(cols + start).to(kept.device)].to(self.device)
 
     def _block(self, start: int) -> torch.Tensor:
         """Rows start .. start + chunk on the device (copied there when not resident)."""
@@ -150,7 +177,7 @@ class ExactShieldSet(ShieldSet):
         scale = max(self._max_norm, 1e-30) if self.dtype == torch.float16 else 1.0
         q_low = (q / scale).to(self.dtype)
         q_sq = q.pow(2).sum(1, keepdim=True)
-        threshold = radius**2 - (1.0 - tol) * q_sq
+        threshold = self.candidate_radius(radius) ** 2 - (1.0 - tol) * q_sq
         parts = []
         for start in range(0, len(self), self.chunk):
             block = self._block(start)
@@ -158,12 +185,28 @@ class ExactShieldSet(ShieldSet):
             dots = (q_low @ block.T).float() * scale
             rows, cols = torch.nonzero((1.0 - tol) * z_sq - 2.0 * dots < threshold, as_tuple=True)
             if rows.numel():
-                parts.append(_recheck(exact, block, rows, cols, start, radius))
+                fetch = self._exact_rows(block, start)
+                parts.append(recheck(exact, fetch, rows, cols, radius, start))
         return Neighbours.concat(parts, self.device)
 
 
-def _recheck(q, block, rows, cols, offset: int, radius: float) -> Neighbours:
-    return recheck(q, lambda c: block[c].float(), rows, cols, radius, offset)
+def keeps_originals(source: torch.dtype, storage: torch.dtype) -> bool:
+    """Half-precision storage of float32 / float64 vectors keeps the originals."""
+    half = (torch.float16, torch.bfloat16)
+    return storage in half and source not in half
+
+
+def largest_rounding(originals: torch.Tensor, stored: torch.Tensor, chunk: int) -> float:
+    """max over rows of ||original - stored||, chunk by chunk where the originals are.
+    The float32 differences are exact (a value and its rounding are within a factor of
+    2); the bound is widened for the float32 sum of their squares."""
+    largest = 0.0
+    for start in range(0, originals.shape[0], chunk):
+        exact = originals[start : start + chunk]
+        exact = exact.to(torch.promote_types(exact.dtype, torch.float32))
+        copy = stored[start : start + chunk].to(exact.device, exact.dtype)
+        largest = max(largest, (exact - copy).norm(dim=1).max().item())
+    return largest * (1.0 + originals.shape[1] * torch.finfo(torch.float32).eps)
 
 
 def recheck(

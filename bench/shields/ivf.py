@@ -130,7 +130,7 @@ class FaissIVFShieldSet(IndexedShieldSet):
         # faiss thresholds on float32 squared distances: widen, then recheck exactly.
         tol = expansion_tolerance(torch.float32, self.dim)
         norm_sq = float((q**2).sum(1).max()) + self.store.max_norm**2
-        thresh = radius**2 + tol * norm_sq
+        thresh = self.store.candidate_radius(radius) ** 2 + tol * norm_sq
         rows, cols = self._gpu_range(q, thresh) if self.gpu else self._cpu_range(q, thresh)
         if rows.size == 0:
             return Neighbours.empty(self.store.device)

@@ -90,7 +90,7 @@ class ProjectedShieldSet(IndexedShieldSet):
         s = summarise(queries.reshape(queries.shape[0], -1).to(self.device), self.mean, self.basis)
         s_sq = s.pow(2).sum(1, keepdim=True)
         tol = expansion_tolerance(torch.float32, self.rank + 1) + 1e-6
-        threshold = radius**2 - (1.0 - tol) * s_sq
+        threshold = self.store.candidate_radius(radius) ** 2 - (1.0 - tol) * s_sq
         bound = (1.0 - tol) * self._sq_norms - 2.0 * (s @ self._summary.T)
         return torch.nonzero(bound < threshold, as_tuple=True)
 
