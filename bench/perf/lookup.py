@@ -124,8 +124,11 @@ def lookup_rows(
         return out
 
     rows = [row(exact, 0.0)]
+    # As a stored float32 set is used on a GPU: the originals that half-precision
+    # copies are rechecked against stay in host memory.
+    host = data.cpu()
     for dtype in (torch.bfloat16, torch.float16):
-        rows.append(row(*_built(ExactShieldSet, data, dtype=dtype, device=device)))
+        rows.append(row(*_built(ExactShieldSet, host, dtype=dtype, device=device)))
     rows.append(row(*_built(ProjectedShieldSet, exact, device=device)))
     gpu = torch.device(device).type == "cuda"
     if not gpu or gpu_count() > 0:
