@@ -45,6 +45,15 @@ def test_gpu_suite_times_the_harness_against_each_pipelines_own_call(no_weights)
             assert 1 < row[f"spell_over_plain_K{k}"] < 10, row
 
 
+def test_gpu_suite_runs_the_pipelines_in_half_precision(no_weights):
+    """bfloat16 end to end (the GPU default is float16): the harness and the pipeline
+    round differently (CFG in x0 against CFG on epsilon), so they agree to ~1e-2."""
+    rows = gpu.gpu_suite("cpu", "bfloat16", quick=True, models=("sd15", "sd3"))
+    for row in rows:
+        assert row["dtype"] == "bfloat16"
+        assert 0 < row["max_abs_diff"] < 0.1, row
+
+
 def test_gpu_suite_uses_real_weights_when_they_load(monkeypatch, tmp_path):
     tiny, _ = gpu.model_under_test("sd15", "cpu", "float32", tmp_path, real=False)
     monkeypatch.setattr("bench.models.registry.load_model", lambda name, **kw: tiny)
