@@ -33,7 +33,13 @@ def no_weights(monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
 
 
-def test_gpu_suite_times_the_harness_against_each_pipelines_own_call(no_weights):
+def test_gpu_suite_times_the_harness_against_each_pipelines_own_call(no_weights, monkeypatch):
+    # SPELL's extra work per step made known (1 us per shield): each K column must be
+    # (plain step + that) / plain step, for its own K
+    def known_extra(method, x0, reps):
+        return 1e-6 * len(method.static or [])
+
+    monkeypatch.setattr("bench.perf.overhead.extra_step_seconds", known_extra)
     rows = gpu.gpu_suite("cpu", "float32", quick=True)
     assert [row["model"] for row in rows] == [f"{n} (tiny random)" for n in gpu.PIPELINE_MODELS]
     for row in rows:
@@ -41,8 +47,10 @@ def test_gpu_suite_times_the_harness_against_each_pipelines_own_call(no_weights)
         assert row["max_abs_diff"] < 1e-4, row
         assert row["harness_over_pipeline"] > 0 and math.isfinite(row["harness_over_pipeline"])
         assert row["images_per_s"] == pytest.approx(row["batch"] / row["harness_s"])
+        plain = row["plain_step_ms"] / 1e3
         for k in gpu.SPELL_SHIELDS:
-            assert 1 < row[f"spell_over_plain_K{k}"] < 10, row
+            expected = (plain + 1e-6 * k) / plain
+            assert row[f"spell_over_plain_K{k}"] == pytest.approx(expected, rel=1e-9), row
 
 
 def test_gpu_suite_runs_the_pipelines_in_half_precision(no_weights):
